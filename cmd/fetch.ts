@@ -1,0 +1,280 @@
+/**
+ * `image-prefetcher fetch`: flags and wiring. The work is done by `lib/fetch.ts`.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { parseDuration } from "../lib/duration.ts";
+import { ExitCode, InterruptedError, InvalidInputError } from "../lib/exit_codes.ts";
+import { type FetchConfig, runFetch } from "../lib/fetch.ts";
+import { type LogFormat, Logger } from "../lib/log.ts";
+import type { PullPolicy } from "../lib/pull_scheduler.ts";
+
+interface FlagSpec {
+  type: "string" | "boolean";
+  default?: string;
+  value?: string;
+  help: string;
+}
+
+/** Every flag of `fetch`, with its default and its line of `--help`. */
+export const FETCH_FLAGS = {
+  "cri-socket": {
+    type: "string",
+    default: "/run/containerd/containerd.sock",
+    value: "path",
+    help: "The container runtime's CRI socket (CRI-O: /var/run/crio/crio.sock).",
+  },
+  "image-list-file": {
+    type: "string",
+    value: "path",
+    help: "File with one image per line; '#' comments and blank lines are ignored.",
+  },
+  "docker-config": {
+    type: "string",
+    value: "path",
+    help: "A .dockerconfigjson with registry credentials, matched to images like the kubelet does.",
+  },
+  "metrics-endpoint": {
+    type: "string",
+    value: "host:port",
+    help: "Where an aggregate-metrics server listens for pull attempts.",
+  },
+  "image-list-timeout": {
+    type: "string",
+    default: "1m",
+    value: "duration",
+    help: "How long to wait for the image list file to appear.",
+  },
+  "cri-connect-timeout": {
+    type: "string",
+    default: "1m",
+    value: "duration",
+    help: "How long to wait for the runtime to answer on its socket.",
+  },
+  "initial-pull-attempt-timeout": {
+    type: "string",
+    default: "30s",
+    value: "duration",
+    help: "Time allowed to the first pull attempt of an image; doubled for each next attempt.",
+  },
+  "max-pull-attempt-timeout": {
+    type: "string",
+    default: "5m",
+    value: "duration",
+    help: "The most time any one pull attempt is allowed.",
+  },
+  "overall-timeout": {
+    type: "string",
+    default: "20m",
+    value: "duration",
+    help: "Nothing runs longer than this; unfinished images are reported failed.",
+  },
+  "initial-pull-attempt-delay": {
+    type: "string",
+    default: "1s",
+    value: "duration",
+    help: "Wait after a first failed attempt; doubled (with ±20% jitter) after each next one.",
+  },
+  "max-pull-attempt-delay": {
+    type: "string",
+    default: "10m",
+    value: "duration",
+    help: "The longest wait between two attempts.",
+  },
+  "max-parallel": {
+    type: "string",
+    default: "0",
+    value: "n",
+    help: "How many images are pulled at once; 0 pulls them all at once.",
+  },
+  "pull-policy": {
+    type: "string",
+    value: "Always|IfNotPresent",
+    help:
+      "Pull images already on the node again (Always) or not (IfNotPresent). By default, as in " +
+      "Kubernetes: IfNotPresent for digests and tags other than latest, Always for latest.",
+  },
+  "node-name": {
+    type: "string",
+    value: "name",
+    help: "This node's name in logs and metrics (default: $NODE_NAME, then the host name).",
+  },
+  "log-format": {
+    type: "string",
+    default: "text",
+    value: "text|json",
+    help: "Logs (standard error) and summary (standard output) as text or JSON lines.",
+  },
+  strict: {
+    type: "boolean",
+    help: "Exit 1 when any image is not on the node at the end (default: report and exit 0).",
+  },
+  debug: { type: "boolean", help: "Log more detail (never changes behaviour)." },
+  help: { type: "boolean", help: "Show this help." },
+} as const satisfies Record<string, FlagSpec>;
+
+/** The help text of `fetch`. */
+export function fetchHelp(): string {
+  const rows = Object.entries(FETCH_FLAGS as Record<string, FlagSpec>).map(([name, spec]) => {
+    const left = `  --${name}${spec.value ? ` ${spec.value}` : ""}`;
+    const def = spec.default !== undefined ? ` (default ${spec.default})` : "";
+    return `${left.padEnd(42)}${spec.help}${def}`;
+  });
+  return [
+    "Usage: image-prefetcher fetch [flags] [image ...]",
+    "",
+    "Pulls every image of the list (and of the arguments) onto this node through the container",
+    "runtime's CRI socket, all in parallel, retrying stalled or failed pulls with growing timeouts.",
+    "",
+    "Flags:",
+    ...rows,
+    "",
+    "Durations are written like 30s, 5m, 1h30m.",
+    "",
+    "Exit status:",
+    "  0    every image is on the node (or some failed, without --strict)",
+    "  1    some images failed, with --strict",
+    "  2    bad invocation: a flag, the image list, a line of it, or the docker config",
+    "  3    the container runtime did not answer on its socket within --cri-connect-timeout",
+    "  130  stopped by SIGINT; 143 stopped by SIGTERM (the summary is printed first)",
+  ].join("\n");
+}
+
+/** What the command line asks for: a run, or the help text. */
+export type FetchInvocation =
+  | { kind: "run"; config: FetchConfig; logFormat: LogFormat; debug: boolean }
+  | { kind: "help" };
+
+/**
+ * Parses `fetch`'s arguments. Throws {@linkcode InvalidInputError} naming the flag and the fix.
+ * `env` supplies `NODE_NAME` and the host name fallback.
+ */
+export function parseFetchArgs(
+  args: string[],
+  env: { nodeName?: string; hostname: () => string } = {
+    nodeName: Deno.env.get("NODE_NAME"),
+    hostname: () => Deno.hostname(),
+  },
+): FetchInvocation {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: FETCH_FLAGS, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new InvalidInputError(
+      `${
+        (error as Error).message.replace(/\.$/, "")
+      }; run "image-prefetcher fetch --help" for the flags.`,
+    );
+  }
+  const v = parsed.values;
+  if (v.help) return { kind: "help" };
+  const str = (name: keyof typeof FETCH_FLAGS): string | undefined => {
+    const value = v[name] as string | undefined;
+    return value ?? (FETCH_FLAGS[name] as FlagSpec).default;
+  };
+  const duration = (name: keyof typeof FETCH_FLAGS): number => {
+    try {
+      return parseDuration(str(name)!);
+    } catch (error) {
+      throw new InvalidInputError(`--${name}: ${(error as Error).message}`);
+    }
+  };
+  const maxParallelText = str("max-parallel")!;
+  if (!/^\d+$/.test(maxParallelText)) {
+    throw new InvalidInputError(
+      `--max-parallel must be a whole number (0 for no bound), not "${maxParallelText}".`,
+    );
+  }
+  const pullPolicy = str("pull-policy");
+  if (pullPolicy !== undefined && pullPolicy !== "Always" && pullPolicy !== "IfNotPresent") {
+    throw new InvalidInputError(
+      `--pull-policy must be Always or IfNotPresent, not "${pullPolicy}"; leave it out for ` +
+        "Kubernetes' default.",
+    );
+  }
+  const logFormat = str("log-format");
+  if (logFormat !== "text" && logFormat !== "json") {
+    throw new InvalidInputError(`--log-format must be text or json, not "${logFormat}".`);
+  }
+  const metricsEndpoint = str("metrics-endpoint");
+  if (
+    metricsEndpoint !== undefined &&
+    !/^[^\s/:]+:\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(metricsEndpoint)
+  ) {
+    throw new InvalidInputError(
+      `--metrics-endpoint must be host:port, like my-images-metrics:8443, not "${metricsEndpoint}".`,
+    );
+  }
+  const schedule = {
+    initialAttemptTimeoutMs: duration("initial-pull-attempt-timeout"),
+    maxAttemptTimeoutMs: duration("max-pull-attempt-timeout"),
+    initialDelayMs: duration("initial-pull-attempt-delay"),
+    maxDelayMs: duration("max-pull-attempt-delay"),
+  };
+  for (
+    const [initial, max] of [["initial-pull-attempt-timeout", "max-pull-attempt-timeout"], [
+      "initial-pull-attempt-delay",
+      "max-pull-attempt-delay",
+    ]] as const
+  ) {
+    if (duration(initial) > duration(max)) {
+      throw new InvalidInputError(
+        `--${initial} (${str(initial)}) is longer than --${max} (${
+          str(max)
+        }); raise --${max} or lower --${initial}.`,
+      );
+    }
+  }
+  if (schedule.initialAttemptTimeoutMs <= 0) {
+    throw new InvalidInputError("--initial-pull-attempt-timeout must be longer than 0s, like 30s.");
+  }
+  return {
+    kind: "run",
+    logFormat,
+    debug: v.debug ?? false,
+    config: {
+      criSocket: str("cri-socket")!,
+      imageListFile: str("image-list-file"),
+      images: parsed.positionals,
+      dockerConfig: str("docker-config"),
+      metricsEndpoint,
+      imageListTimeoutMs: duration("image-list-timeout"),
+      criConnectTimeoutMs: duration("cri-connect-timeout"),
+      schedule,
+      overallTimeoutMs: duration("overall-timeout"),
+      maxParallel: Number(maxParallelText),
+      pullPolicy: pullPolicy as PullPolicy | undefined,
+      nodeName: str("node-name") || env.nodeName || env.hostname(),
+      strict: v.strict ?? false,
+    },
+  };
+}
+
+/** Runs `fetch` with the process's arguments and exits with its status. */
+export async function main(args: string[]): Promise<never> {
+  let invocation: FetchInvocation;
+  try {
+    invocation = parseFetchArgs(args);
+  } catch (error) {
+    if (!(error instanceof InvalidInputError)) throw error;
+    console.error(`image-prefetcher fetch: ${error.message}`);
+    Deno.exit(ExitCode.InvalidInput);
+  }
+  if (invocation.kind === "help") {
+    console.log(fetchHelp());
+    Deno.exit(ExitCode.Ok);
+  }
+  const interrupt = new AbortController();
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    Deno.addSignalListener(signal, () => interrupt.abort(new InterruptedError(signal)));
+  }
+  const logger = new Logger({ format: invocation.logFormat, debug: invocation.debug });
+  const code = await runFetch(invocation.config, {
+    logger,
+    summaryFormat: invocation.logFormat,
+    writeSummary: (text) => console.log(text),
+    signal: interrupt.signal,
+  });
+  Deno.exit(code);
+}

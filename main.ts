@@ -1,0 +1,55 @@
+/**
+ * `image-prefetcher`: gets OCI images onto Kubernetes nodes fast and reliably.
+ *
+ * Each subcommand's module is imported only when that subcommand runs, so `sleep` loads nothing
+ * of the others.
+ *
+ * @module
+ */
+import denoConfig from "./deno.json" with { type: "json" };
+
+/** The program's version, from `deno.json`. */
+export const VERSION: string = denoConfig.version;
+
+const USAGE =
+  `image-prefetcher ${VERSION}: gets OCI images onto Kubernetes nodes, fast and reliably.
+
+Usage: image-prefetcher <command> [flags]
+
+Commands:
+  fetch              pull every image of a list onto this node through its CRI socket
+  sleep              sleep until terminated (the DaemonSet's main container)
+  aggregate-metrics  collect pull attempts from every node and serve them over HTTP
+
+Run "image-prefetcher <command> --help" for a command's flags; "--version" prints the version.`;
+
+if (import.meta.main) {
+  const [command, ...args] = Deno.args;
+  switch (command) {
+    case "fetch":
+      await (await import("./cmd/fetch.ts")).main(args);
+      break;
+    case "sleep":
+      await (await import("./cmd/sleep.ts")).main(args);
+      break;
+    case "aggregate-metrics":
+      await (await import("./cmd/aggregate_metrics.ts")).main(args);
+      break;
+    case "--version":
+    case "version":
+      console.log(VERSION);
+      break;
+    case undefined:
+    case "--help":
+    case "-h":
+    case "help":
+      console.log(USAGE);
+      break;
+    default:
+      console.error(
+        `image-prefetcher: unknown command "${command}"; use fetch, sleep or aggregate-metrics ` +
+          `(run "image-prefetcher --help").`,
+      );
+      Deno.exit(2);
+  }
+}
