@@ -26,7 +26,9 @@ export class CriError extends Error {
 
   /** Wraps a gRPC error of a CRI call. */
   constructor(method: string, error: GrpcFailure) {
-    const details = error.details || error.message;
+    // grpc-js appends an empty "Resolution note:" to connection failures; it says nothing.
+    const details = (error.details || error.message).replace(/\s*Resolution note:\s*$/, "")
+      .replace("Last error: Error: ", "last error: ");
     super(`${method} failed: ${details}`);
     this.name = "CriError";
     this.code = error.code;

@@ -22,7 +22,7 @@ import {
   parseImageList,
 } from "./image_list.ts";
 import { isPinned } from "./image_ref.ts";
-import { formatBytes, type LogFormat, Logger } from "./log.ts";
+import { formatBytes, type LogFormat, type Logger } from "./log.ts";
 import {
   describeError,
   type ImageRuntime,
