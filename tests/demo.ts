@@ -84,7 +84,9 @@ if (import.meta.main) {
   stack.proxy.setFaults({ stall: { count: 1, afterBytes: 256 << 10 } });
   await fetchOnce(stack.containerd.socket, list, ["--initial-pull-attempt-timeout", "5s"]);
 
-  say("Run 2: pinned images already on the node are not pulled again (latest is, as in Kubernetes)");
+  say(
+    "Run 2: pinned images already on the node are not pulled again (latest is, as in Kubernetes)",
+  );
   stack.proxy.setFaults({});
   stack.proxy.resetCounters();
   await fetchOnce(stack.containerd.socket, list, []);
