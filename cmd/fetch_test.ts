@@ -1,0 +1,89 @@
+import assert from "node:assert/strict";
+import { InvalidInputError } from "../lib/exit_codes.ts";
+import { parseFetchArgs } from "./fetch.ts";
+
+const env = { nodeName: undefined, hostname: () => "host-1" };
+
+function run(args: string[], environment: Parameters<typeof parseFetchArgs>[1] = env) {
+  const invocation = parseFetchArgs(args, environment);
+  assert.equal(invocation.kind, "run");
+  return invocation.kind === "run" ? invocation : assert.fail("not a run");
+}
+
+Deno.test("the defaults are the original tool's", () => {
+  const { config, logFormat, debug } = run(["debian"]);
+  assert.deepEqual(config, {
+    criSocket: "/run/containerd/containerd.sock",
+    imageListFile: undefined,
+    images: ["debian"],
+    dockerConfig: undefined,
+    metricsEndpoint: undefined,
+    imageListTimeoutMs: 60_000,
+    criConnectTimeoutMs: 60_000,
+    schedule: {
+      initialAttemptTimeoutMs: 30_000,
+      maxAttemptTimeoutMs: 300_000,
+      initialDelayMs: 1_000,
+      maxDelayMs: 600_000,
+    },
+    overallTimeoutMs: 1_200_000,
+    maxParallel: 0,
+    pullPolicy: undefined,
+    nodeName: "host-1",
+    strict: false,
+  });
+  assert.equal(logFormat, "text");
+  assert.equal(debug, false);
+});
+
+Deno.test("the node name comes from --node-name, then NODE_NAME, then the host name", () => {
+  assert.equal(run(["x"]).config.nodeName, "host-1");
+  assert.equal(run(["x"], { ...env, nodeName: "from-env" }).config.nodeName, "from-env");
+  assert.equal(
+    run(["--node-name", "flag", "x"], { ...env, nodeName: "from-env" }).config.nodeName,
+    "flag",
+  );
+});
+
+Deno.test("flags take = or a separate value, before or after the images", () => {
+  const { config } = run([
+    "a:1",
+    "--overall-timeout=1h30m",
+    "--max-parallel",
+    "4",
+    "b:2",
+    "--pull-policy=IfNotPresent",
+    "--strict",
+  ]);
+  assert.deepEqual(config.images, ["a:1", "b:2"]);
+  assert.equal(config.overallTimeoutMs, 5_400_000);
+  assert.equal(config.maxParallel, 4);
+  assert.equal(config.pullPolicy, "IfNotPresent");
+  assert.equal(config.strict, true);
+});
+
+Deno.test("bad flag values are one sentence naming the flag and the fix", () => {
+  for (
+    const [args, pattern] of [
+      [
+        ["--initial-pull-attempt-timeout", "10m", "x"],
+        /--initial-pull-attempt-timeout \(10m\) is longer than --max-pull-attempt-timeout \(5m\)/,
+      ],
+      [["--max-parallel", "two", "x"], /--max-parallel must be a whole number/],
+      [["--log-format", "yaml", "x"], /--log-format must be text or json/],
+      [["--metrics-endpoint", "http://x:1", "x"], /--metrics-endpoint must be host:port/],
+      [["--overall-timeout", "soon", "x"], /--overall-timeout: /],
+      [["--cri-socket"], /--cri-socket/],
+    ] as const
+  ) {
+    assert.throws(() => parseFetchArgs([...args], env), (error: Error) => {
+      assert.ok(error instanceof InvalidInputError, `${args.join(" ")}: ${error}`);
+      assert.match(error.message, pattern);
+      return true;
+    });
+  }
+});
+
+Deno.test("--help asks for the help text whatever else is given", () => {
+  assert.deepEqual(parseFetchArgs(["--help", "--max-parallel", "x"], env), { kind: "help" });
+});
