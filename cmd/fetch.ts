@@ -88,6 +88,25 @@ export const FETCH_FLAGS = {
     value: "n",
     help: "How many images are pulled at once; 0 pulls them all at once.",
   },
+  "stall-timeout": {
+    type: "string",
+    default: "10s",
+    value: "duration",
+    help: "Cut and retry an attempt that has received no bytes for this long (containerd only).",
+  },
+  progress: {
+    type: "string",
+    default: "auto",
+    value: "auto|off",
+    help: "Watch each pull's bytes where the runtime shows them (auto), or use only the " +
+      "wall-clock attempt timeouts (off).",
+  },
+  "progress-interval": {
+    type: "string",
+    default: "10s",
+    value: "duration",
+    help: "How often a downloading image logs a progress line.",
+  },
   "pull-policy": {
     type: "string",
     value: "Always|IfNotPresent",
@@ -193,6 +212,10 @@ export function parseFetchArgs(
         "Kubernetes' default.",
     );
   }
+  const progress = str("progress");
+  if (progress !== "auto" && progress !== "off") {
+    throw new InvalidInputError(`--progress must be auto or off, not "${progress}".`);
+  }
   const logFormat = str("log-format");
   if (logFormat !== "text" && logFormat !== "json") {
     throw new InvalidInputError(`--log-format must be text or json, not "${logFormat}".`);
@@ -226,6 +249,9 @@ export function parseFetchArgs(
       );
     }
   }
+  if (duration("stall-timeout") <= 0 || duration("progress-interval") <= 0) {
+    throw new InvalidInputError("--stall-timeout and --progress-interval must be longer than 0s.");
+  }
   if (schedule.initialAttemptTimeoutMs <= 0) {
     throw new InvalidInputError("--initial-pull-attempt-timeout must be longer than 0s, like 30s.");
   }
@@ -243,6 +269,9 @@ export function parseFetchArgs(
       criConnectTimeoutMs: duration("cri-connect-timeout"),
       schedule,
       overallTimeoutMs: duration("overall-timeout"),
+      progress,
+      stallTimeoutMs: duration("stall-timeout"),
+      progressIntervalMs: duration("progress-interval"),
       maxParallel: Number(maxParallelText),
       pullPolicy: pullPolicy as PullPolicy | undefined,
       nodeName: str("node-name") || env.nodeName || env.hostname(),

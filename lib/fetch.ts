@@ -25,7 +25,6 @@ import { isPinned } from "./image_ref.ts";
 import { formatBytes, type LogFormat, type Logger } from "./log.ts";
 import {
   describeError,
-  type ImageRuntime,
   type PullEvent,
   pullImages,
   type PullPolicy,
@@ -33,6 +32,8 @@ import {
 } from "./pull_scheduler.ts";
 import type { RetryScheduleOptions } from "./retry_schedule.ts";
 import { formatSummaryText, summarize } from "./summary.ts";
+import { ProgressMonitor } from "./progress_monitor.ts";
+import { probeProgress } from "./pull_progress.ts";
 
 /** Everything a `fetch` run is told by its flags. */
 export interface FetchConfig {
@@ -54,6 +55,12 @@ export interface FetchConfig {
   schedule: RetryScheduleOptions;
   /** The bound on the whole run. */
   overallTimeoutMs: number;
+  /** `auto` watches each pull's bytes where the runtime shows them; `off` never does. */
+  progress: "auto" | "off";
+  /** Cut an attempt that received nothing for this long (when progress is watched). */
+  stallTimeoutMs: number;
+  /** How often a downloading image logs a progress line. */
+  progressIntervalMs: number;
   /** How many pulls may run at once; 0 for no bound. */
   maxParallel: number;
   /** Overrides Kubernetes' per-image default pull policy. */
@@ -79,13 +86,6 @@ export interface FetchContext {
    * @default {systemClock}
    */
   clock?: Clock;
-  /**
-   * Creates the runtime client for a socket.
-   * @default a {@linkcode CriClient}
-   */
-  connect?: (socket: string) => ImageRuntime & Disposable & {
-    version(o?: { signal?: AbortSignal }): Promise<RuntimeVersion>;
-  };
 }
 
 /** Runs `fetch` and returns its exit status. */
@@ -112,8 +112,9 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
         { endpoint: config.metricsEndpoint },
       );
     }
-    using runtime = (context.connect ?? ((socket) => new CriClient(socket)))(config.criSocket);
+    using runtime = new CriClient(config.criSocket);
     const version = await waitForRuntime(runtime, config, clock, context);
+    using progress = await watchProgress(config, clock, logger);
     logger.info("fetch started", {
       node: config.nodeName,
       runtime: `${version.runtimeName} ${version.runtimeVersion}`,
@@ -121,6 +122,7 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
       images: entries.length,
       max_parallel: config.maxParallel || "unbounded",
       pull_policy: config.pullPolicy ?? "kubernetes-default",
+      progress: progress.monitor ? "watched" : "off",
     });
     const targets = entries.map((entry) => toTarget(entry, dockerConfig, logger));
     const results = await pullImages(targets, {
@@ -131,6 +133,8 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
       pullPolicy: config.pullPolicy,
       signal: context.signal,
       clock,
+      progress: progress.monitor,
+      progressEventIntervalMs: config.progressIntervalMs,
       onEvent: (event) => logPullEvent(logger, event),
     });
     const summary = summarize(config.nodeName, results, clock.now() - start, problems.length);
@@ -250,6 +254,41 @@ async function loadDockerConfig(path: string): Promise<DockerConfig> {
   }
 }
 
+/**
+ * Opens the runtime's progress view when `--progress auto` and the runtime has one; otherwise
+ * says once why attempts fall back to their wall-clock timeouts.
+ */
+async function watchProgress(
+  config: FetchConfig,
+  clock: Clock,
+  logger: Logger,
+): Promise<{ monitor?: ProgressMonitor } & Disposable> {
+  const none = { [Symbol.dispose]: () => {} };
+  if (config.progress === "off") {
+    logger.info("progress watching is off (--progress off); attempts end at their timeouts");
+    return none;
+  }
+  const probe = await probeProgress(config.criSocket);
+  if (!probe.available) {
+    logger.warn(
+      "cannot watch pull progress on this runtime; attempts end at their wall-clock timeouts",
+      { socket: config.criSocket, reason: probe.reason },
+    );
+    return none;
+  }
+  const source = probe.source;
+  const monitor = new ProgressMonitor({
+    source,
+    stallTimeoutMs: config.stallTimeoutMs,
+    clock,
+    onSampleError: (error) =>
+      logger.warn("a pull progress sample failed; judging by time until samples come back", {
+        error: describeError(error),
+      }),
+  });
+  return { monitor, [Symbol.dispose]: () => source.close() };
+}
+
 async function waitForRuntime(
   runtime: { version(o?: { signal?: AbortSignal }): Promise<RuntimeVersion> },
   config: FetchConfig,
@@ -318,6 +357,10 @@ function toTarget(
   };
 }
 
+function formatRate(bytesPerSecond: number): string {
+  return `${formatBytes(Math.round(bytesPerSecond))}/s`;
+}
+
 /** Logs one scheduler event as one line. */
 export function logPullEvent(logger: Logger, event: PullEvent): void {
   const elapsed = formatDuration(
@@ -347,6 +390,10 @@ export function logPullEvent(logger: Logger, event: PullEvent): void {
           timeout: formatDuration(event.timeoutMs),
           duration: formatDuration(event.durationMs),
           size: event.sizeBytes === undefined ? undefined : formatBytes(event.sizeBytes),
+          received: event.receivedBytes === undefined
+            ? undefined
+            : formatBytes(event.receivedBytes),
+          rate: event.bytesPerSecond === undefined ? undefined : formatRate(event.bytesPerSecond),
           elapsed,
         });
       } else {
@@ -356,10 +403,30 @@ export function logPullEvent(logger: Logger, event: PullEvent): void {
           timeout: formatDuration(event.timeoutMs),
           duration: formatDuration(event.durationMs),
           error: event.error,
+          received: event.receivedBytes === undefined
+            ? undefined
+            : formatBytes(event.receivedBytes),
           elapsed,
         });
       }
       break;
+    case "progress": {
+      const { receivedBytes, storedBytes, totalBytes, bytesPerSecond } = event.progress;
+      const left = totalBytes === undefined ? undefined : Math.max(0, totalBytes - storedBytes);
+      logger.info("pull progress", {
+        image: event.image,
+        attempt: event.attempt,
+        received: formatBytes(receivedBytes),
+        stored: formatBytes(storedBytes),
+        total: totalBytes === undefined ? undefined : formatBytes(totalBytes),
+        rate: formatRate(bytesPerSecond),
+        eta: left !== undefined && bytesPerSecond > 0
+          ? formatDuration(Math.round((left / bytesPerSecond) * 1000))
+          : undefined,
+        elapsed,
+      });
+      break;
+    }
     case "retry-scheduled":
       logger.info("retrying after a delay", {
         image: event.image,

@@ -14,6 +14,7 @@ import { type Clock, systemClock } from "./clock.ts";
 import { attemptTimeoutMs, retryDelayMs, type RetryScheduleOptions } from "./retry_schedule.ts";
 import { Semaphore } from "./semaphore.ts";
 import { formatDuration } from "./duration.ts";
+import type { AttemptProgress, ProgressMonitor } from "./progress_monitor.ts";
 
 /** The part of a CRI client the scheduler uses. */
 export interface ImageRuntime {
@@ -92,6 +93,17 @@ export type PullEvent =
     /** Absent when the attempt succeeded. */
     error?: string;
     sizeBytes?: number;
+    /** Bytes this attempt received, when progress is watched. */
+    receivedBytes?: number;
+    /** `receivedBytes` over the attempt's duration, when progress is watched. */
+    bytesPerSecond?: number;
+  }
+  | {
+    type: "progress";
+    image: string;
+    attempt: number;
+    progress: AttemptProgress;
+    elapsedMs: number;
   }
   | { type: "retry-scheduled"; image: string; attempt: number; delayMs: number; elapsedMs: number }
   | { type: "image-done"; result: ImageResult };
@@ -114,6 +126,18 @@ export interface PullSchedulerOptions {
    * `Always` for `latest` ones.
    */
   pullPolicy?: PullPolicy;
+  /**
+   * Watches each attempt's bytes: an attempt still receiving is not cut by its timeout, and one
+   * that receives nothing for the monitor's stall timeout is cut early. Without it, attempts end
+   * at their wall-clock timeout.
+   */
+  progress?: ProgressMonitor;
+  /**
+   * How often a `progress` event is emitted for an attempt that is downloading, in
+   * milliseconds; the first one comes after this long too, so fast pulls stay quiet.
+   * @default {10_000}
+   */
+  progressEventIntervalMs?: number;
   /** Interrupts the run: every image not yet done fails as `interrupted`. */
   signal?: AbortSignal;
   /**
@@ -240,13 +264,15 @@ async function pullOne(target: PullTarget, run: Run): Promise<ImageResult> {
     run.emit({ type: "attempt-started", image, attempt, timeoutMs, elapsedMs: elapsed() });
     let imageRef: string | undefined;
     let error: unknown;
+    let progress: AttemptProgress | undefined;
     try {
-      imageRef = await attemptPull(target, timeoutMs, run);
+      imageRef = await attemptPull(target, attempt, timeoutMs, run, (p) => progress = p);
     } catch (e) {
       error = e;
     } finally {
       release();
     }
+    const durationMs = run.clock.now() - startedAt;
     const finished = {
       type: "attempt-finished" as const,
       image,
@@ -254,8 +280,12 @@ async function pullOne(target: PullTarget, run: Run): Promise<ImageResult> {
       attemptId: run.newAttemptId(),
       startedAt,
       timeoutMs,
-      durationMs: run.clock.now() - startedAt,
+      durationMs,
       elapsedMs: elapsed(),
+      receivedBytes: progress?.receivedBytes,
+      bytesPerSecond: progress && durationMs > 0
+        ? Math.round(progress.receivedBytes / (durationMs / 1000))
+        : undefined,
     };
     if (imageRef !== undefined) {
       const stored = await findImage(imageRef, run).catch(() => undefined);
@@ -288,14 +318,45 @@ async function pullOne(target: PullTarget, run: Run): Promise<ImageResult> {
   }
 }
 
-/** One attempt: every credential in turn, all within one attempt timeout. */
-async function attemptPull(target: PullTarget, timeoutMs: number, run: Run): Promise<string> {
+/**
+ * One attempt: every credential in turn, all within one attempt. The attempt ends at its
+ * wall-clock timeout, or, when progress is watched, when the monitor says it stalled.
+ */
+async function attemptPull(
+  target: PullTarget,
+  attemptNumber: number,
+  timeoutMs: number,
+  run: Run,
+  report: (progress: AttemptProgress) => void,
+): Promise<string> {
   const attempt = new AbortController();
   const signal = AbortSignal.any([run.signal, attempt.signal]);
-  run.clock.sleep(timeoutMs, signal).then(
-    () => attempt.abort(new AttemptTimeoutError(timeoutMs)),
-    () => {},
+  const interval = run.options.progressEventIntervalMs ?? 10_000;
+  let lastEvent = run.clock.now();
+  const watch = run.options.progress?.watch(
+    target.image,
+    timeoutMs,
+    (reason) => attempt.abort(reason),
+    (progress) => {
+      const now = run.clock.now();
+      if (progress.downloading && now - lastEvent >= interval) {
+        lastEvent = now;
+        run.emit({
+          type: "progress",
+          image: target.image,
+          attempt: attemptNumber,
+          progress,
+          elapsedMs: now - run.start,
+        });
+      }
+    },
   );
+  if (!watch) {
+    run.clock.sleep(timeoutMs, signal).then(
+      () => attempt.abort(new AttemptTimeoutError(timeoutMs)),
+      () => {},
+    );
+  }
   try {
     const credentials = target.credentials.length ? target.credentials : [undefined];
     let lastError: unknown;
@@ -309,6 +370,10 @@ async function attemptPull(target: PullTarget, timeoutMs: number, run: Run): Pro
     }
     throw lastError;
   } finally {
+    if (watch) {
+      report(watch.progress());
+      watch.stop();
+    }
     attempt.abort(new Error("the attempt is over"));
   }
 }

@@ -144,7 +144,7 @@ Deno.test("fetch pulls through the real CRI", async (t) => {
   });
 
   await t.step(
-    "a stalled registry connection is cut at the attempt timeout and retried",
+    "--progress off: a stalled connection is cut at the attempt timeout and retried",
     async () => {
       const image = await stack.pushImage({
         repository: "e2e/stalled",
@@ -155,6 +155,8 @@ Deno.test("fetch pulls through the real CRI", async (t) => {
       stack.proxy.setFaults({ stall: { count: 1, afterBytes: 64 << 10 } });
       const started = performance.now();
       const run = await fetchOn(stack, [
+        "--progress",
+        "off",
         "--initial-pull-attempt-timeout",
         "3s",
         "--initial-pull-attempt-delay",
