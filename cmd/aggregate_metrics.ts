@@ -1,14 +1,210 @@
 /**
- * `image-prefetcher aggregate-metrics`: not built yet; says so clearly.
+ * `image-prefetcher aggregate-metrics`: flags and wiring of the metrics server. The work is done
+ * by `lib/metrics_server.ts` and `lib/metrics_store.ts`.
  *
  * @module
  */
+import { parseArgs } from "node:util";
+import { ExitCode, InvalidInputError } from "../lib/exit_codes.ts";
+import { type LogFormat, Logger } from "../lib/log.ts";
+import { MetricsServerStartError, startMetricsServer } from "../lib/metrics_server.ts";
+import { MetricsStore } from "../lib/metrics_store.ts";
 
-/** Explains that this subcommand is not available in this version, and exits 2. */
-export function main(_args: string[]): Promise<never> {
-  console.error(
-    "image-prefetcher aggregate-metrics: not available in this version yet; run fetch without " +
-      "--metrics-endpoint (its logs and summary report every attempt).",
+interface FlagSpec {
+  type: "string" | "boolean";
+  default?: string;
+  value?: string;
+  help: string;
+}
+
+/** Every flag of `aggregate-metrics`, with its default and its line of `--help`. */
+export const AGGREGATE_METRICS_FLAGS = {
+  "grpc-port": {
+    type: "string",
+    default: "8443",
+    value: "port",
+    help: "Where nodes stream pull attempts (gRPC /Metrics/Submit), on all interfaces.",
+  },
+  "http-port": {
+    type: "string",
+    default: "8080",
+    value: "port",
+    help: "Where /, /summary, /metrics and /healthz are served, on all interfaces.",
+  },
+  "max-results": {
+    type: "string",
+    default: "1000000",
+    value: "n",
+    help: "The most attempts kept in memory (about 600 B each); more are refused.",
+  },
+  "token-file": {
+    type: "string",
+    value: "path",
+    help: "A file holding a bearer token that submits and reads must present (pages: ?token=).",
+  },
+  "log-format": {
+    type: "string",
+    default: "text",
+    value: "text|json",
+    help: "Logs (standard error) as text or JSON lines.",
+  },
+  debug: { type: "boolean", help: "Log more detail (never changes behaviour)." },
+  help: { type: "boolean", help: "Show this help." },
+} as const satisfies Record<string, FlagSpec>;
+
+/** The help text of `aggregate-metrics`. */
+export function aggregateMetricsHelp(): string {
+  const rows = Object.entries(AGGREGATE_METRICS_FLAGS as Record<string, FlagSpec>).map(
+    ([name, spec]) => {
+      const left = `  --${name}${spec.value ? ` ${spec.value}` : ""}`;
+      const def = spec.default !== undefined ? ` (default ${spec.default})` : "";
+      return `${left.padEnd(28)}${spec.help}${def}`;
+    },
   );
-  Deno.exit(2);
+  return [
+    "Usage: image-prefetcher aggregate-metrics [flags]",
+    "",
+    "Collects every pull attempt that `fetch --metrics-endpoint` streams from every node, keeps",
+    "them in memory (one per attempt id) and serves them over HTTP:",
+    "  /          an HTML report: progress, a node x image grid, slowest pulls, errors",
+    "  /summary   JSON: per image and per node progress and durations (?grid=1 adds the grid)",
+    "  /metrics   JSON array of every attempt; Prometheus text when the Accept header asks for it",
+    "  /healthz   ok (no token needed)",
+    "",
+    "Flags:",
+    ...rows,
+    "",
+    "Exit status: 0 after SIGTERM or SIGINT (streams in progress get 5s to finish); 2 for a bad",
+    "flag or an unreadable --token-file; 1 when a port cannot be listened on.",
+  ].join("\n");
+}
+
+/** What the command line asks for. */
+export type AggregateMetricsInvocation =
+  | {
+    kind: "run";
+    grpcPort: number;
+    httpPort: number;
+    maxResults: number;
+    tokenFile?: string;
+    logFormat: LogFormat;
+    debug: boolean;
+  }
+  | { kind: "help" };
+
+/** Parses the arguments. Throws {@linkcode InvalidInputError} naming the flag and the fix. */
+export function parseAggregateMetricsArgs(args: string[]): AggregateMetricsInvocation {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: AGGREGATE_METRICS_FLAGS, strict: true });
+  } catch (error) {
+    throw new InvalidInputError(
+      `${
+        (error as Error).message.replace(/\.$/, "")
+      }; run "image-prefetcher aggregate-metrics --help" for the flags.`,
+    );
+  }
+  const v = parsed.values;
+  if (v.help) return { kind: "help" };
+  const str = (name: keyof typeof AGGREGATE_METRICS_FLAGS): string | undefined =>
+    (v[name] as string | undefined) ?? (AGGREGATE_METRICS_FLAGS[name] as FlagSpec).default;
+  const whole = (name: keyof typeof AGGREGATE_METRICS_FLAGS, min: number, max: number) => {
+    const text = str(name)!;
+    const value = Number(text);
+    if (!/^\d+$/.test(text) || value < min || value > max) {
+      throw new InvalidInputError(
+        `--${name} must be a whole number from ${min} to ${max}, not "${text}".`,
+      );
+    }
+    return value;
+  };
+  const logFormat = str("log-format");
+  if (logFormat !== "text" && logFormat !== "json") {
+    throw new InvalidInputError(`--log-format must be text or json, not "${logFormat}".`);
+  }
+  return {
+    kind: "run",
+    grpcPort: whole("grpc-port", 0, 65535),
+    httpPort: whole("http-port", 0, 65535),
+    maxResults: whole("max-results", 1, 100_000_000),
+    tokenFile: str("token-file"),
+    logFormat,
+    debug: v.debug ?? false,
+  };
+}
+
+async function readToken(path: string): Promise<string> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    throw new InvalidInputError(
+      `Cannot read --token-file ${path} (${(error as Error).message}); point it at a readable ` +
+        "file holding the token, or leave it out to serve without one.",
+    );
+  }
+  const token = text.trim();
+  if (!token || /\s/.test(token)) {
+    throw new InvalidInputError(
+      `--token-file ${path} must hold one token without spaces; it holds ${
+        token ? "several words" : "nothing"
+      }.`,
+    );
+  }
+  return token;
+}
+
+/** Runs the server until SIGTERM or SIGINT, then exits 0. */
+export async function main(args: string[]): Promise<never> {
+  let invocation: AggregateMetricsInvocation;
+  let token: string | undefined;
+  try {
+    invocation = parseAggregateMetricsArgs(args);
+    if (invocation.kind === "run" && invocation.tokenFile) {
+      token = await readToken(invocation.tokenFile);
+    }
+  } catch (error) {
+    if (!(error instanceof InvalidInputError)) throw error;
+    console.error(`image-prefetcher aggregate-metrics: ${error.message}`);
+    Deno.exit(ExitCode.InvalidInput);
+  }
+  if (invocation.kind === "help") {
+    console.log(aggregateMetricsHelp());
+    Deno.exit(ExitCode.Ok);
+  }
+  const logger = new Logger({ format: invocation.logFormat, debug: invocation.debug });
+  const store = new MetricsStore({ maxResults: invocation.maxResults });
+  let server;
+  try {
+    server = await startMetricsServer({
+      store,
+      logger,
+      grpcPort: invocation.grpcPort,
+      httpPort: invocation.httpPort,
+      token,
+    });
+  } catch (error) {
+    if (!(error instanceof MetricsServerStartError)) throw error;
+    logger.error(error.message);
+    Deno.exit(1);
+  }
+  logger.info("aggregate-metrics listening", {
+    grpc_port: server.grpcPort,
+    http_port: server.httpPort,
+    max_results: invocation.maxResults,
+    token: token ? "required" : "none",
+    server_id: server.serverId,
+  });
+  return await new Promise<never>(() => {
+    let stopping = false;
+    for (const signal of ["SIGTERM", "SIGINT"] as const) {
+      Deno.addSignalListener(signal, async () => {
+        if (stopping) return;
+        stopping = true;
+        logger.info("shutting down", { signal, results: store.size, nodes: store.nodeCount });
+        await server.shutdown(5_000);
+        Deno.exit(ExitCode.Ok);
+      });
+    }
+  });
 }

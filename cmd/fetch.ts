@@ -40,6 +40,11 @@ export const FETCH_FLAGS = {
     value: "host:port",
     help: "Where an aggregate-metrics server listens for pull attempts.",
   },
+  "metrics-token-file": {
+    type: "string",
+    value: "path",
+    help: "File with the bearer token the metrics server requires, if it requires one.",
+  },
   "image-list-timeout": {
     type: "string",
     default: "1m",
@@ -265,6 +270,7 @@ export function parseFetchArgs(
       images: parsed.positionals,
       dockerConfig: str("docker-config"),
       metricsEndpoint,
+      metricsTokenFile: str("metrics-token-file"),
       imageListTimeoutMs: duration("image-list-timeout"),
       criConnectTimeoutMs: duration("cri-connect-timeout"),
       schedule,

@@ -18,6 +18,7 @@ Deno.test("the defaults are the original tool's", () => {
     images: ["debian"],
     dockerConfig: undefined,
     metricsEndpoint: undefined,
+    metricsTokenFile: undefined,
     imageListTimeoutMs: 60_000,
     criConnectTimeoutMs: 60_000,
     schedule: {

@@ -33,6 +33,8 @@ import {
 import type { RetryScheduleOptions } from "./retry_schedule.ts";
 import { formatSummaryText, summarize } from "./summary.ts";
 import { ProgressMonitor } from "./progress_monitor.ts";
+import { metricsReporter } from "./metrics_events.ts";
+import { MetricsSubmitter } from "./metrics_submitter.ts";
 import { probeProgress } from "./pull_progress.ts";
 
 /** Everything a `fetch` run is told by its flags. */
@@ -47,6 +49,8 @@ export interface FetchConfig {
   dockerConfig?: string;
   /** `host:port` of the metrics server, if any. */
   metricsEndpoint?: string;
+  /** File holding the bearer token the metrics server requires, if any. */
+  metricsTokenFile?: string;
   /** How long to wait for the image list file to appear. */
   imageListTimeoutMs: number;
   /** How long to wait for the runtime to answer on its socket. */
@@ -106,12 +110,7 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
     const dockerConfig = config.dockerConfig
       ? await loadDockerConfig(config.dockerConfig)
       : undefined;
-    if (config.metricsEndpoint) {
-      logger.warn(
-        "metrics reporting is not available in this version; attempts are only logged",
-        { endpoint: config.metricsEndpoint },
-      );
-    }
+    const token = config.metricsTokenFile ? await readToken(config.metricsTokenFile) : undefined;
     using runtime = new CriClient(config.criSocket);
     const version = await waitForRuntime(runtime, config, clock, context);
     using progress = await watchProgress(config, clock, logger);
@@ -125,6 +124,15 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
       progress: progress.monitor ? "watched" : "off",
     });
     const targets = entries.map((entry) => toTarget(entry, dockerConfig, logger));
+    await using metrics = config.metricsEndpoint
+      ? new MetricsSubmitter({ endpoint: config.metricsEndpoint, token, logger })
+      : undefined;
+    const report = metrics &&
+      metricsReporter({
+        node: config.nodeName,
+        imagesTotal: targets.length,
+        submit: (result) => metrics.submit(result),
+      });
     const results = await pullImages(targets, {
       runtime,
       schedule: config.schedule,
@@ -135,9 +143,21 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
       clock,
       progress: progress.monitor,
       progressEventIntervalMs: config.progressIntervalMs,
-      onEvent: (event) => logPullEvent(logger, event),
+      onEvent: (event) => {
+        logPullEvent(logger, event);
+        report?.(event);
+      },
     });
+    // Give the metrics server a moment to take what is still buffered; less when interrupted.
+    const delivery = await metrics?.flush(context.signal?.aborted ? 2_000 : 10_000);
+    if (delivery && delivery.undelivered > 0) {
+      logger.warn("some pull attempts could not be delivered to the metrics server", {
+        endpoint: config.metricsEndpoint,
+        ...delivery,
+      });
+    }
     const summary = summarize(config.nodeName, results, clock.now() - start, problems.length);
+    if (delivery) summary.metrics = { endpoint: config.metricsEndpoint!, ...delivery };
     context.writeSummary(
       context.summaryFormat === "json" ? JSON.stringify({ summary }) : formatSummaryText(summary),
     );
@@ -235,6 +255,21 @@ async function readImageListFile(
       await clock.sleep(Math.min(500, Math.max(0, deadline - clock.now())), signal);
     }
   }
+}
+
+async function readToken(path: string): Promise<string> {
+  try {
+    const token = (await Deno.readTextFile(path)).trim();
+    if (token) return token;
+  } catch (error) {
+    throw new InvalidInputError(
+      `Cannot read the metrics token file ${path} (${describeError(error)}); ` +
+        "point --metrics-token-file at a file holding the server's bearer token.",
+    );
+  }
+  throw new InvalidInputError(
+    `The metrics token file ${path} is empty; put the server's bearer token in it.`,
+  );
 }
 
 async function loadDockerConfig(path: string): Promise<DockerConfig> {

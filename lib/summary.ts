@@ -25,6 +25,14 @@ export interface FetchSummary {
   wallMs: number;
   /** Every image, in list order. */
   images: ImageResult[];
+  /** What reached the metrics server, when one was given. */
+  metrics?: {
+    endpoint: string;
+    delivered: number;
+    undelivered: number;
+    dropped: number;
+    rejected: number;
+  };
 }
 
 /** Adds up the results of a run. */
@@ -72,5 +80,14 @@ export function formatSummaryText(summary: FetchSummary): string {
         formatDuration(summary.wallMs)
       }`,
   );
+  if (summary.metrics) {
+    const m = summary.metrics;
+    lines.push(
+      `metrics: ${m.delivered} attempts delivered to ${m.endpoint}` +
+        (m.undelivered
+          ? `, ${m.undelivered} NOT delivered (${m.dropped} dropped, ${m.rejected} rejected)`
+          : ""),
+    );
+  }
   return lines.join("\n");
 }

@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import { metricsReporter } from "./metrics_events.ts";
+import type { MetricsResult } from "./metrics_result.ts";
+import type { PullEvent } from "./pull_scheduler.ts";
+
+function run(events: PullEvent[]): MetricsResult[] {
+  const sent: MetricsResult[] = [];
+  let id = 0;
+  const report = metricsReporter({
+    node: "n1",
+    imagesTotal: 2,
+    submit: (r) => sent.push(r),
+    newAttemptId: () => `made-${++id}`,
+    now: () => 5_000,
+  });
+  events.forEach(report);
+  return sent;
+}
+
+const finished = (attempt: number, error?: string): PullEvent => ({
+  type: "attempt-finished",
+  image: "a",
+  attempt,
+  attemptId: `a-${attempt}`,
+  startedAt: 2_000,
+  timeoutMs: 30_000,
+  durationMs: 700,
+  elapsedMs: 900,
+  error,
+});
+const done = (status: "pulled" | "failed"): PullEvent => ({
+  type: "image-done",
+  result: { image: "a", status, attempts: 2, elapsedMs: 1 },
+});
+
+Deno.test("a failed attempt followed by a retry is attempt-failed, the last one failed", () => {
+  const sent = run([
+    finished(1, "timeout"),
+    { type: "retry-scheduled", image: "a", attempt: 1, delayMs: 1000, elapsedMs: 1 },
+    finished(2, "denied"),
+    done("failed"),
+  ]);
+  assert.deepEqual(sent.map((r) => [r.attemptId, r.attempt, r.outcome, r.error]), [
+    ["a-1", 1, "attempt-failed", "timeout"],
+    ["a-2", 2, "failed", "denied"],
+  ]);
+  assert.deepEqual([sent[0].node, sent[0].imagesTotal, sent[0].startedAt], ["n1", 2, 2]);
+});
+
+Deno.test("a pull, an image already present and an interrupted wait each report once", () => {
+  const sent = run([
+    finished(1),
+    done("pulled"),
+    { type: "present", image: "b", elapsedMs: 1, sizeBytes: 9 },
+    { type: "image-done", result: { image: "c", status: "failed", attempts: 0, elapsedMs: 1 } },
+  ]);
+  assert.deepEqual(sent.map((r) => [r.image, r.attemptId, r.attempt, r.outcome]), [
+    ["a", "a-1", 1, "pulled"],
+    ["b", "made-1", 0, "present"],
+    ["c", "made-2", 0, "failed"],
+  ]);
+});
