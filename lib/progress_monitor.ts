@@ -222,10 +222,14 @@ export class ProgressMonitor {
    * the node's recent rate, whichever is longer.
    */
   #allowedSilenceMs(watch: WatchState): number {
-    const stepBytes = this.#options.stepBytes ?? 1 << 20;
     const rates = [ownFlowRate(watch), this.#fairShare(watch.image)].filter((r) => r > 0);
     if (rates.length === 0) return this.#options.stallTimeoutMs;
-    return Math.max(this.#options.stallTimeoutMs, (3 * stepBytes / Math.min(...rates)) * 1000);
+    return Math.max(this.#options.stallTimeoutMs, this.#stepsMs(Math.min(...rates)));
+  }
+
+  /** How long three of the runtime's byte steps take at `bytesPerSecond`. */
+  #stepsMs(bytesPerSecond: number): number {
+    return (3 * (this.#options.stepBytes ?? 1 << 20) / bytesPerSecond) * 1000;
   }
 
   /**
@@ -249,8 +253,8 @@ export class ProgressMonitor {
 
   #judge(watch: WatchState, now: number): void {
     if (watch.cancelled) return;
-    const allowedSilenceMs = this.#allowedSilenceMs(watch);
     if (watch.downloading && watch.seenGrowth) {
+      const allowedSilenceMs = this.#allowedSilenceMs(watch);
       if (now - watch.lastGrowthAt >= allowedSilenceMs) {
         watch.cancelled = true;
         const received = progressOf(watch).receivedBytes;
@@ -259,8 +263,10 @@ export class ProgressMonitor {
       return;
     }
     // Nothing to judge by bytes yet (resolving, unpacking, a first step not shown yet, or a pull
-    // the source cannot see): the wall-clock timeout, counted from the last sign of progress.
-    const allowedMs = Math.max(watch.timeoutMs, watch.downloading ? allowedSilenceMs : 0);
+    // the source cannot see): the wall-clock timeout, counted from the last sign of progress, and
+    // stretched while other images show that the link is merely shared and slow.
+    const fairShare = watch.downloading ? this.#fairShare(watch.image) : 0;
+    const allowedMs = Math.max(watch.timeoutMs, fairShare > 0 ? this.#stepsMs(fairShare) : 0);
     if (now - watch.lastActivityAt >= allowedMs) {
       watch.cancelled = true;
       watch.cancel(new NoProgressTimeoutError(watch.timeoutMs));

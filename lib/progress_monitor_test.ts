@@ -190,3 +190,16 @@ Deno.test("a stall among pulls that show bytes in steps is still caught", async 
   assert.ok(failed?.type === "attempt-finished");
   assert.match(failed.error!, /received nothing for 10s/);
 });
+
+Deno.test("a download that never shows a byte is cut at its wall-clock timeout", async () => {
+  // The stall timeout (100 s) is longer than the attempt timeout (30 s): the attempt timeout wins.
+  const { result, events } = await pullWithProgress(
+    { totalBytes: 8 * MiB, bytesPerSecond: MiB, stepBytes: MiB, stallAfterBytes: 0 },
+    100_000,
+  );
+  assert.equal(result.status, "pulled");
+  const failed = events.find((e) => e.type === "attempt-finished" && e.error);
+  assert.ok(failed?.type === "attempt-finished");
+  assert.match(failed.error!, /timed out after 30s without progress/);
+  assert.ok(failed.durationMs <= 31_000, `${failed.durationMs}`);
+});
