@@ -67,10 +67,13 @@ const EVERYTHING = [
   "/run/k3s/containerd/containerd.sock",
   "--max-parallel",
   "4",
-  ...Object.entries(FETCH_TUNING_DEFAULTS).filter(([f]) => f !== "max-parallel").flatMap((
-    [flag],
-    i,
-  ) => [`--${flag}`, `${i + 2}m`]),
+  "--progress",
+  "off",
+  ...Object.entries(FETCH_TUNING_DEFAULTS).filter(([f]) => f !== "max-parallel" && f !== "progress")
+    .flatMap((
+      [flag],
+      i,
+    ) => [`--${flag}`, `${i + 2}m`]),
 ];
 for (const flavor of ["vanilla", "ocp"]) {
   VARIANTS.push({
@@ -204,11 +207,16 @@ Deno.test("the init container's arguments are what the real fetch parser accepts
         maxDelayMs: 8 * 60_000,
       });
       assert.equal(config.overallTimeoutMs, 6 * 60_000);
+      assert.equal(config.progress, "off");
+      assert.equal(config.stallTimeoutMs, 9 * 60_000);
+      assert.equal(config.progressIntervalMs, 10 * 60_000);
     } else {
       // Nothing passed through: fetch's own defaults apply.
       assert.equal(config.maxParallel, 0);
       assert.equal(config.overallTimeoutMs, 20 * 60_000);
       assert.equal(config.strict, false);
+      assert.equal(config.progress, "auto");
+      assert.equal(config.stallTimeoutMs, 10_000);
     }
   }
 });

@@ -134,6 +134,24 @@ export const DEPLOY_FLAGS: Readonly<Record<string, FlagSpec>> = {
     default: FETCH_TUNING_DEFAULTS["max-pull-attempt-delay"],
     help: "fetch: the longest wait between two attempts.",
   },
+  "stall-timeout": {
+    type: "string",
+    value: "duration",
+    default: FETCH_TUNING_DEFAULTS["stall-timeout"],
+    help: "fetch: cut and retry a pull that has received no bytes for this long.",
+  },
+  progress: {
+    type: "string",
+    value: "auto|off",
+    default: FETCH_TUNING_DEFAULTS.progress,
+    help: "fetch: watch each pull's bytes (auto) or use only the wall-clock timeouts (off).",
+  },
+  "progress-interval": {
+    type: "string",
+    value: "duration",
+    default: FETCH_TUNING_DEFAULTS["progress-interval"],
+    help: "fetch: how often a downloading image logs a progress line.",
+  },
   help: { type: "boolean", help: "Show this help." },
 };
 

@@ -17,11 +17,14 @@ export const FETCH_DURATION_DEFAULTS = {
   "overall-timeout": "20m",
   "initial-pull-attempt-delay": "1s",
   "max-pull-attempt-delay": "10m",
+  "stall-timeout": "10s",
+  "progress-interval": "10s",
 } as const;
 
 /** Every `fetch` flag that `deploy` passes through, with `fetch`'s default. */
 export const FETCH_TUNING_DEFAULTS = {
   "max-parallel": "0",
+  progress: "auto",
   ...FETCH_DURATION_DEFAULTS,
 } as const;
 
@@ -53,6 +56,10 @@ export function validateFetchTuning(tuning: FetchTuning): void {
     throw new DeployInputError(
       `--max-parallel must be a whole number (0 for no bound), not "${maxParallel}".`,
     );
+  }
+  const progress = tuning.progress;
+  if (progress !== undefined && progress !== "auto" && progress !== "off") {
+    throw new DeployInputError(`--progress must be auto or off, not "${progress}".`);
   }
   const ms = (flag: keyof typeof FETCH_DURATION_DEFAULTS): number => {
     const text = tuning[flag] ?? FETCH_DURATION_DEFAULTS[flag];
