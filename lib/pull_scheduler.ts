@@ -76,6 +76,8 @@ export type PullEvent =
     type: "attempt-started";
     image: string;
     attempt: number;
+    /** The attempt's identifier, the same in its `progress` and `attempt-finished` events. */
+    attemptId: string;
     timeoutMs: number;
     elapsedMs: number;
   }
@@ -102,6 +104,7 @@ export type PullEvent =
     type: "progress";
     image: string;
     attempt: number;
+    attemptId: string;
     progress: AttemptProgress;
     elapsedMs: number;
   }
@@ -261,12 +264,26 @@ async function pullOne(target: PullTarget, run: Run): Promise<ImageResult> {
       return failed(target, attempt - 1, lastError, run);
     }
     const startedAt = run.clock.now();
-    run.emit({ type: "attempt-started", image, attempt, timeoutMs, elapsedMs: elapsed() });
+    const attemptId = run.newAttemptId();
+    run.emit({
+      type: "attempt-started",
+      image,
+      attempt,
+      attemptId,
+      timeoutMs,
+      elapsedMs: elapsed(),
+    });
     let imageRef: string | undefined;
     let error: unknown;
     let progress: AttemptProgress | undefined;
     try {
-      imageRef = await attemptPull(target, attempt, timeoutMs, run, (p) => progress = p);
+      imageRef = await attemptPull(
+        target,
+        { attempt, attemptId },
+        timeoutMs,
+        run,
+        (p) => progress = p,
+      );
     } catch (e) {
       error = e;
     } finally {
@@ -277,7 +294,7 @@ async function pullOne(target: PullTarget, run: Run): Promise<ImageResult> {
       type: "attempt-finished" as const,
       image,
       attempt,
-      attemptId: run.newAttemptId(),
+      attemptId,
       startedAt,
       timeoutMs,
       durationMs,
@@ -324,7 +341,7 @@ async function pullOne(target: PullTarget, run: Run): Promise<ImageResult> {
  */
 async function attemptPull(
   target: PullTarget,
-  attemptNumber: number,
+  ids: { attempt: number; attemptId: string },
   timeoutMs: number,
   run: Run,
   report: (progress: AttemptProgress) => void,
@@ -344,7 +361,7 @@ async function attemptPull(
         run.emit({
           type: "progress",
           image: target.image,
-          attempt: attemptNumber,
+          ...ids,
           progress,
           elapsedMs: now - run.start,
         });
