@@ -6,6 +6,7 @@
  * @module
  */
 import denoConfig from "../deno.json" with { type: "json" };
+import type { FetchSummary } from "../lib/summary.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const MAIN = new URL("main.ts", ROOT).pathname;
@@ -30,24 +31,7 @@ export interface ProgramRun {
 }
 
 /** The JSON summary `fetch --log-format json` prints on standard output. */
-export interface RunSummary {
-  node: string;
-  pulled: number;
-  present: number;
-  failed: number;
-  invalid: number;
-  totalBytes: number;
-  wallMs: number;
-  images: Array<{
-    image: string;
-    status: "pulled" | "present" | "failed";
-    attempts: number;
-    elapsedMs: number;
-    sizeBytes?: number;
-    error?: string;
-    failure?: string;
-  }>;
-}
+export type RunSummary = FetchSummary;
 
 /** Options for {@linkcode spawnProgram}. */
 export interface SpawnProgramOptions {
