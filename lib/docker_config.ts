@@ -375,7 +375,7 @@ function decodeAuth(auth: string): [string, string] | undefined {
 /** The JSON.parse error without the input excerpt V8 adds, which could contain a secret. */
 function describeJsonError(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
-  return message.replace(/, ".*" is not valid JSON$/s, "");
+  return message.replace(/, (?:\.\.\.)?".*"(?:\.\.\.)? is not valid JSON$/s, "");
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

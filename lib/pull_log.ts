@@ -31,6 +31,7 @@ export function logPullEvent(logger: Logger, event: PullEvent): void {
         attempt: event.attempt,
         timeout: formatDuration(event.timeoutMs),
         elapsed,
+        attempt_id: event.attemptId,
       });
       break;
     case "attempt-finished":
@@ -46,6 +47,7 @@ export function logPullEvent(logger: Logger, event: PullEvent): void {
             : formatBytes(event.receivedBytes),
           rate: event.bytesPerSecond === undefined ? undefined : formatRate(event.bytesPerSecond),
           elapsed,
+          attempt_id: event.attemptId,
         });
       } else {
         logger.warn("pull attempt failed", {
@@ -58,6 +60,7 @@ export function logPullEvent(logger: Logger, event: PullEvent): void {
             ? undefined
             : formatBytes(event.receivedBytes),
           elapsed,
+          attempt_id: event.attemptId,
         });
       }
       break;
