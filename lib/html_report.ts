@@ -1,7 +1,8 @@
 /**
  * The HTML report `GET /` serves: one self-contained page (inline CSS and script, no external
  * asset) with the overall progress, a node x image grid drawn on a canvas (usable at 500 nodes x
- * 100 images and beyond; hover a cell for its details), the slowest pulls and every error. The
+ * 100 images and beyond; hover a cell for its details), the images downloading now (their cells
+ * in their own colour, the percent in the hover text), the slowest pulls and every error. The
  * first data is embedded in the page; while a run is in progress the page fetches `summary?grid=1`
  * again every few seconds.
  *
@@ -52,6 +53,7 @@ export function renderHtmlReport(summary: MetricsSummary, options: HtmlReportOpt
   <div class="card ok"><b id="done">0</b><span>images on nodes</span></div>
   <div class="card bad"><b id="failed">0</b><span>failed</span></div>
   <div class="card"><b id="pending">0</b><span>pending</span></div>
+  <div class="card live"><b id="downloading">0</b><span>downloading now, <span id="in-flight">0 B</span> in</span></div>
   <div class="card"><b id="results">0</b><span>attempts received</span></div>
 </section>
 <div class="bar"><div id="bar-done"></div><div id="bar-failed"></div></div>
@@ -61,11 +63,14 @@ export function renderHtmlReport(summary: MetricsSummary, options: HtmlReportOpt
   <span><i style="background:#8fd19e"></i>pulled (slower than the median)</span>
   <span><i style="background:#e0701f"></i>pulled (slower than p95)</span>
   <span><i style="background:#7fa7c9"></i>already present</span>
+  <span><i style="background:#f2b632"></i>downloading now</span>
   <span><i style="background:#9b59b6"></i>retrying</span>
   <span><i style="background:#d62f2f"></i>failed</span>
   <span><i style="background:#e4e4e4"></i>pending</span>
 </div>
 <div id="grid-wrap"><canvas id="grid"></canvas><div id="tip" hidden></div></div>
+<h2>Downloading now <span id="downloading-count" class="muted"></span></h2>
+<table id="downloads"><thead><tr><th>node</th><th>image</th><th>percent</th><th>received</th><th>total</th><th>rate</th><th>time left</th></tr></thead><tbody></tbody></table>
 <h2>Slowest pulls</h2>
 <table id="slowest"><thead><tr><th>node</th><th>image</th><th>duration</th><th>attempt</th><th>size</th></tr></thead><tbody></tbody></table>
 <h2>Errors <span id="error-count" class="muted"></span></h2>
@@ -95,7 +100,7 @@ h2{font-size:16px;margin:22px 0 8px}.muted{color:#777;font-size:12px}
 .cards{display:flex;gap:10px;flex-wrap:wrap;margin:14px 0 8px}
 .card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px 14px;min-width:110px}
 .card b{display:block;font-size:22px}.card span{color:#555;font-size:12px}
-.card.ok b{color:#2e7d32}.card.bad b{color:#c62828}
+.card.ok b{color:#2e7d32}.card.bad b{color:#c62828}.card.live b{color:#b7791f}
 .bar{display:flex;height:10px;background:#e4e4e4;border-radius:5px;overflow:hidden}
 #bar-done{background:#2e9e4f}#bar-failed{background:#d62f2f}
 .legend{display:flex;gap:14px;flex-wrap:wrap;font-size:12px;margin-bottom:6px}
@@ -112,19 +117,22 @@ td.err{max-width:520px;word-break:break-word;color:#a61b1b}
 
 const SCRIPT = String.raw`
 "use strict";
-const COLORS = { P: "#2e9e4f", p: "#7fa7c9", F: "#d62f2f", r: "#9b59b6", ".": "#e4e4e4" };
-const NAMES = { P: "pulled", p: "already present", F: "failed", r: "retrying", ".": "pending" };
+const COLORS = { d: "#f2b632", P: "#2e9e4f", p: "#7fa7c9", F: "#d62f2f", r: "#9b59b6", ".": "#e4e4e4" };
+const NAMES = { d: "downloading", P: "pulled", p: "already present", F: "failed", r: "retrying", ".": "pending" };
 const params = new URLSearchParams(location.search);
 const hash = new URLSearchParams(location.hash.slice(1));
 const token = params.get("token") || hash.get("token");
 let summary = JSON.parse(document.getElementById("data").textContent);
 let layout = null;
+let downloads = new Map();
 
 function $(id) { return document.getElementById(id); }
 function ms(v) {
   if (v === undefined || v === null) return "";
   return v < 1000 ? v + " ms" : v < 60000 ? (v / 1000).toFixed(1) + " s" : (v / 60000).toFixed(1) + " min";
 }
+function percent(v) { return v === undefined || v === null ? "" : v + "%"; }
+function rate(v) { return v ? bytes(v) + "/s" : ""; }
 function bytes(v) {
   if (!v) return "";
   const u = ["B", "KiB", "MiB", "GiB", "TiB"]; let i = 0;
@@ -157,6 +165,13 @@ function render() {
   const total = Math.max(1, p.expected);
   $("bar-done").style.width = (100 * p.done / total) + "%";
   $("bar-failed").style.width = (100 * p.failed / total) + "%";
+  $("downloading").textContent = p.downloading || 0; $("in-flight").textContent = bytes(p.bytes_in_flight) || "0 B";
+  downloads = new Map();
+  for (const n of s.nodes) for (const d of n.downloading || []) downloads.set(n.node + "\u0000" + d.image, d);
+  const listed = s.downloading || [];
+  $("downloading-count").textContent = p.downloading ? "(" + p.downloading + (p.downloading > listed.length ? ", the first " + listed.length + " listed" : "") + ", " + rate(p.bytes_per_second) + " in all)" : "(none)";
+  fillTable("downloads", listed, [[r => r.node], [r => r.image], [r => percent(r.percent), "num"], [r => bytes(r.received_bytes) || "0 B", "num"],
+    [r => bytes(r.total_bytes), "num"], [r => rate(r.bytes_per_second), "num"], [r => r.eta_seconds === undefined ? "" : ms(r.eta_seconds * 1000), "num"]]);
   drawGrid();
   fillTable("slowest", s.slowest, [[r => r.node], [r => r.image], [r => ms(r.duration_ms), "num"], [r => r.attempt, "num"], [r => bytes(r.size_bytes), "num"]]);
   $("error-count").textContent = s.errors.length ? "(" + s.errors.length + ")" : "(none)";
@@ -184,7 +199,7 @@ function drawGrid() {
   const ctx = canvas.getContext("2d"); ctx.scale(ratio, ratio);
   ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, canvas.width, canvas.height);
   const stats = new Map(summary.images.map(i => [i.image, i]));
-  const counts = { P: 0, p: 0, F: 0, r: 0, ".": 0 };
+  const counts = { d: 0, P: 0, p: 0, F: 0, r: 0, ".": 0 };
   const gap = cw >= 5 ? 1 : 0;
   for (let r = 0; r < rows; r++) {
     const states = g.states[r], times = g.durations[r];
@@ -212,7 +227,7 @@ function drawGrid() {
     }
   }
   layout = { left, headerH, cw, ch, cols, rows, g };
-  for (const [k, name] of [["P", "pulled"], ["p", "present"], ["F", "failed"], ["r", "retrying"], [".", "pending"]]) {
+  for (const [k, name] of [["d", "downloading"], ["P", "pulled"], ["p", "present"], ["F", "failed"], ["r", "retrying"], [".", "pending"]]) {
     canvas.dataset[name] = counts[k];
   }
   canvas.dataset.nodes = rows; canvas.dataset.images = cols;
@@ -232,7 +247,14 @@ $("grid").addEventListener("mousemove", (e) => {
   const r = Math.floor((e.clientY - rect.top - layout.headerH) / layout.ch);
   if (c < 0 || r < 0 || c >= layout.cols || r >= layout.rows) { tip.hidden = true; return; }
   const k = layout.g.states[r][c], d = layout.g.durations[r][c];
-  tip.textContent = layout.g.nodes[r] + "\n" + layout.g.images[c] + "\n" + NAMES[k] + (d ? ", " + ms(d) : "");
+  let detail = d ? ", " + ms(d) : "";
+  const download = k === "d" ? downloads.get(layout.g.nodes[r] + "\u0000" + layout.g.images[c]) : undefined;
+  if (download) {
+    detail = (download.percent !== undefined ? " " + download.percent + "%" : "") + ", " + (bytes(download.received_bytes) || "0 B") +
+      (download.total_bytes ? " of " + bytes(download.total_bytes) : "") + (download.bytes_per_second ? " at " + rate(download.bytes_per_second) : "") +
+      (download.eta_seconds !== undefined ? ", " + ms(download.eta_seconds * 1000) + " left" : "");
+  }
+  tip.textContent = layout.g.nodes[r] + "\n" + layout.g.images[c] + "\n" + NAMES[k] + detail;
   tip.style.left = (e.clientX + 14) + "px"; tip.style.top = (e.clientY + 14) + "px"; tip.hidden = false;
 });
 $("grid").addEventListener("mouseleave", () => { $("tip").hidden = true; });

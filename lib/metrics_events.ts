@@ -1,7 +1,9 @@
 /**
  * Turns the pull scheduler's events into metrics results, with the right outcome: a failed
  * attempt is only known to be final (`failed`) or not (`attempt-failed`) once the scheduler says
- * what comes next, so it is held until the image's next event.
+ * what comes next, so it is held until the image's next event. While an attempt downloads, each
+ * `progress` event becomes an `in-progress` snapshot under the attempt's own id, which the
+ * attempt's finished result then supersedes.
  *
  * @module
  */
@@ -33,7 +35,9 @@ export interface MetricsReporterOptions {
 /**
  * Returns an `onEvent` handler for `pullImages` that submits one result per attempt, plus one
  * `present` result per image already on the node and one `failed` result without an attempt of
- * its own when an image ends failed between or before attempts (the run was interrupted).
+ * its own when an image ends failed between or before attempts (the run was interrupted). Each
+ * `progress` event (they come every `progressEventIntervalMs` while an image downloads) is
+ * submitted as an `in-progress` result with the attempt's id, its bytes, rate and total.
  *
  * @example
  * ```ts ignore
@@ -45,6 +49,8 @@ export function metricsReporter(options: MetricsReporterOptions): (event: PullEv
   const newId = options.newAttemptId ?? (() => crypto.randomUUID());
   const now = options.now ?? Date.now;
   const held = new Map<string, MetricsResult>();
+  /** When each running attempt started, by attempt id, in milliseconds since the epoch. */
+  const running = new Map<string, number>();
   const base = { node: options.node, instance: options.instance, imagesTotal: options.imagesTotal };
   return (event) => {
     switch (event.type) {
@@ -60,7 +66,29 @@ export function metricsReporter(options: MetricsReporterOptions): (event: PullEv
           sizeBytes: event.sizeBytes,
         });
         break;
+      case "attempt-started":
+        running.set(event.attemptId, now());
+        break;
+      case "progress": {
+        const startedAt = running.get(event.attemptId) ?? now();
+        const { progress } = event;
+        options.submit({
+          ...base,
+          attemptId: event.attemptId,
+          startedAt: Math.floor(startedAt / 1000),
+          image: event.image,
+          outcome: "in-progress",
+          attempt: event.attempt,
+          durationMs: Math.max(0, now() - startedAt),
+          bytesReceived: progress.receivedBytes,
+          throughputBytesPerSecond: Math.round(progress.bytesPerSecond),
+          totalBytes: progress.totalBytes,
+          storedBytes: progress.storedBytes,
+        });
+        break;
+      }
       case "attempt-finished": {
+        running.delete(event.attemptId);
         const result: MetricsResult = {
           ...base,
           attemptId: event.attemptId,

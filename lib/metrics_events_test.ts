@@ -60,3 +60,64 @@ Deno.test("a pull, an image already present and an interrupted wait each report 
     ["c", "made-2", 0, "failed"],
   ]);
 });
+
+Deno.test("progress events become in-progress results that the attempt's result supersedes", () => {
+  const sent: MetricsResult[] = [];
+  let clock = 10_000;
+  const report = metricsReporter({
+    node: "n1",
+    imagesTotal: 1,
+    submit: (r) => sent.push(r),
+    now: () => clock,
+  });
+  const progress = (receivedBytes: number, storedBytes: number): PullEvent => ({
+    type: "progress",
+    image: "a",
+    attempt: 1,
+    attemptId: "a-1",
+    progress: {
+      receivedBytes,
+      storedBytes,
+      totalBytes: 6_000_000,
+      bytesPerSecond: 1_048_576.4,
+      downloading: true,
+    },
+    elapsedMs: 0,
+  });
+  report({
+    type: "attempt-started",
+    image: "a",
+    attempt: 1,
+    attemptId: "a-1",
+    timeoutMs: 30_000,
+    elapsedMs: 0,
+  });
+  clock += 1_500;
+  report(progress(1_000_000, 1_500_000));
+  clock += 1_000;
+  report(progress(2_000_000, 2_500_000));
+  report({
+    type: "attempt-finished",
+    image: "a",
+    attempt: 1,
+    attemptId: "a-1",
+    startedAt: 10_000,
+    timeoutMs: 30_000,
+    durationMs: 5_000,
+    elapsedMs: 5_000,
+  });
+  assert.deepEqual(
+    sent.map((r) => [r.attemptId, r.outcome, r.bytesReceived, r.storedBytes, r.durationMs]),
+    [
+      ["a-1", "in-progress", 1_000_000, 1_500_000, 1_500],
+      ["a-1", "in-progress", 2_000_000, 2_500_000, 2_500],
+      ["a-1", "pulled", undefined, undefined, 5_000],
+    ],
+  );
+  assert.deepEqual(
+    [sent[0].startedAt, sent[0].attempt, sent[0].totalBytes, sent[0].throughputBytesPerSecond],
+    [10, 1, 6_000_000, 1_048_576],
+    "started when the attempt did, a whole rate",
+  );
+  assert.equal(sent[2].startedAt, sent[0].startedAt);
+});

@@ -11,12 +11,23 @@
  * - `pulled`: the attempt pulled the image (final: the image is on the node);
  * - `present`: the image was already on the node and was not pulled (final; `attempt` is 0);
  * - `attempt-failed`: the attempt failed and another one will follow (not final);
- * - `failed`: the image failed on the node for this run, no attempt follows (final).
+ * - `failed`: the image failed on the node for this run, no attempt follows (final);
+ * - `in-progress`: not an ending but a snapshot of an attempt still downloading, under the
+ *   attempt's own id; the attempt's finished result supersedes it, and it never counts as an
+ *   attempt.
  */
-export type Outcome = "pulled" | "present" | "attempt-failed" | "failed";
+export type Outcome = "pulled" | "present" | "attempt-failed" | "failed" | "in-progress";
 
-/** Every {@linkcode Outcome}, in the order reports list them. */
-export const OUTCOMES: readonly Outcome[] = ["pulled", "present", "attempt-failed", "failed"];
+/** How an attempt ended: every {@linkcode Outcome} but `in-progress`. */
+export type AttemptOutcome = Exclude<Outcome, "in-progress">;
+
+/** Every {@linkcode AttemptOutcome}, in the order reports list them. */
+export const OUTCOMES: readonly AttemptOutcome[] = [
+  "pulled",
+  "present",
+  "attempt-failed",
+  "failed",
+];
 
 /** One pull attempt of one image on one node. */
 export interface MetricsResult {
@@ -32,7 +43,7 @@ export interface MetricsResult {
   outcome: Outcome;
   /** 1 for the first pull attempt of the image in a run; 0 for `present`. */
   attempt: number;
-  /** How long the attempt took, in milliseconds. */
+  /** How long the attempt took, in milliseconds (`in-progress`: so far). */
   durationMs: number;
   /** Why the attempt failed. */
   error?: string;
@@ -44,10 +55,14 @@ export interface MetricsResult {
   instance?: string;
   /** How many distinct images the node's run has; 0 or absent when unknown. */
   imagesTotal?: number;
-  /** Reserved for live progress: bytes received so far. */
+  /** Bytes the attempt received (`in-progress`: so far), when its progress was watched. */
   bytesReceived?: number;
-  /** Reserved for live progress: the current download rate. */
+  /** The download rate in bytes per second (`in-progress`: the recent one). */
   throughputBytesPerSecond?: number;
+  /** `in-progress`: the image's total bytes, when known. */
+  totalBytes?: number;
+  /** `in-progress`: bytes of the image already in the node's content store, by any attempt. */
+  storedBytes?: number;
 }
 
 /** The `Result` message as grpc-js hands it over (field names as in the `.proto` file). */
@@ -66,6 +81,8 @@ export interface WireResult {
   bytes_received: number;
   throughput_bytes_per_second: number;
   images_total: number;
+  total_bytes: number;
+  stored_bytes: number;
 }
 
 /** A result as `GET /metrics` serves it: snake_case keys, empty fields left out. */
@@ -86,6 +103,7 @@ const WIRE_OUTCOMES: Record<Outcome, string> = {
   present: "OUTCOME_PRESENT",
   "attempt-failed": "OUTCOME_ATTEMPT_FAILED",
   failed: "OUTCOME_FAILED",
+  "in-progress": "OUTCOME_IN_PROGRESS",
 };
 const OUTCOME_BY_WIRE: Record<string, Outcome> = Object.fromEntries(
   Object.entries(WIRE_OUTCOMES).map(([outcome, wire]) => [wire, outcome as Outcome]),
@@ -95,6 +113,7 @@ const OUTCOME_BY_NUMBER: Record<number, Outcome | undefined> = {
   2: "present",
   3: "attempt-failed",
   4: "failed",
+  5: "in-progress",
 };
 
 /** A received result breaks the wire contract; `kind` names the rule, for logging once per kind. */
@@ -165,6 +184,10 @@ export function resultFromWire(
   if (bytesReceived) result.bytesReceived = bytesReceived;
   const rate = count(wire.throughput_bytes_per_second, "throughput_bytes_per_second");
   if (rate) result.throughputBytesPerSecond = rate;
+  const totalBytes = count(wire.total_bytes, "total_bytes");
+  if (totalBytes) result.totalBytes = totalBytes;
+  const storedBytes = count(wire.stored_bytes, "stored_bytes");
+  if (storedBytes) result.storedBytes = storedBytes;
   return result;
 }
 
@@ -188,13 +211,16 @@ export function resultToWire(result: MetricsResult): WireResult {
     bytes_received: result.bytesReceived ?? 0,
     throughput_bytes_per_second: result.throughputBytesPerSecond ?? 0,
     images_total: result.imagesTotal ?? 0,
+    total_bytes: result.totalBytes ?? 0,
+    stored_bytes: result.storedBytes ?? 0,
   };
 }
 
 /**
  * Turns a result into the JSON object of `GET /metrics`: the `.proto` field names, empty
  * strings and zero numbers left out (as the original served them), numbers as JSON numbers and
- * the outcome as its lower-case name (`pulled`, `present`, `attempt-failed`, `failed`).
+ * the outcome as its lower-case name (`pulled`, `present`, `attempt-failed`, `failed`,
+ * `in-progress`).
  */
 export function resultToJson(result: MetricsResult): MetricsResultJson {
   const json: MetricsResultJson = { attempt_id: result.attemptId };
@@ -213,12 +239,14 @@ export function resultToJson(result: MetricsResult): MetricsResultJson {
     json.throughput_bytes_per_second = result.throughputBytesPerSecond;
   }
   if (result.imagesTotal) json.images_total = result.imagesTotal;
+  if (result.totalBytes) json.total_bytes = result.totalBytes;
+  if (result.storedBytes) json.stored_bytes = result.storedBytes;
   return json;
 }
 
 /** Whether an outcome ends the image on its node (`pulled`, `present`, `failed`). */
 export function isFinal(outcome: Outcome): boolean {
-  return outcome !== "attempt-failed";
+  return outcome !== "attempt-failed" && outcome !== "in-progress";
 }
 
 function text(value: unknown, field: string, max: number): string {

@@ -97,3 +97,29 @@ Deno.test("an over-long error is cut to fit when sent", () => {
   assert.equal(wire.error.length, 4096);
   assert.equal(resultFromWire(wire).error!.length, 4096);
 });
+
+Deno.test("an in-progress result carries its bytes, rate and total over the wire", () => {
+  const snapshot: MetricsResult = {
+    attemptId: "a-1",
+    startedAt: 1_700_000_000,
+    image: "docker.io/library/debian:12",
+    node: "node-1",
+    outcome: "in-progress",
+    attempt: 1,
+    durationMs: 3_000,
+    imagesTotal: 3,
+    bytesReceived: 3_000_000,
+    throughputBytesPerSecond: 1_000_000,
+    totalBytes: 6_000_000,
+    storedBytes: 3_500_000,
+  };
+  const wire = resultToWire(snapshot);
+  assert.deepEqual(
+    [wire.outcome, wire.total_bytes, wire.stored_bytes, wire.size_bytes],
+    ["OUTCOME_IN_PROGRESS", 6_000_000, 3_500_000, 0],
+  );
+  assert.deepEqual(resultFromWire(wire), snapshot);
+  assert.equal(resultFromWire({ ...wire, outcome: 5 }).outcome, "in-progress");
+  assert.deepEqual(resultToJson(snapshot).outcome, "in-progress");
+  assert.equal(resultToJson(snapshot).total_bytes, 6_000_000);
+});

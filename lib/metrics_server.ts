@@ -27,6 +27,15 @@ import { loadProto, serviceConstructor } from "./proto.ts";
 /** The trailing-metadata key carrying the server's identity, new at every start. */
 export const SERVER_ID_METADATA_KEY = "x-metrics-server-id";
 
+/**
+ * The trailing-metadata key by which a server says which results beyond attempts it takes; its
+ * value is {@linkcode ACCEPTS_IN_PROGRESS}. Older servers (and the original tool's) do not send it.
+ */
+export const ACCEPTS_METADATA_KEY = "x-metrics-accepts";
+
+/** The value of {@linkcode ACCEPTS_METADATA_KEY} of a server that keeps `in-progress` results. */
+export const ACCEPTS_IN_PROGRESS = "in-progress";
+
 /** The `Metrics` service constructor (`/Metrics/Submit`), for clients and servers. */
 export const MetricsService: grpc.ServiceClientConstructor = serviceConstructor(
   loadProto(metricsProto),
@@ -167,6 +176,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
       const peer = call.getPeer();
       const trailer = new grpc.Metadata();
       trailer.set(SERVER_ID_METADATA_KEY, serverId);
+      trailer.set(ACCEPTS_METADATA_KEY, ACCEPTS_IN_PROGRESS);
       let done = false;
       let received = 0, added = 0;
       const finish = (error: Partial<grpc.StatusObject> | null) => {

@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { Logger } from "./log.ts";
 import { type MetricsResult, resultToWire } from "./metrics_result.ts";
-import { MetricsService, SERVER_ID_METADATA_KEY, startMetricsServer } from "./metrics_server.ts";
+import {
+  ACCEPTS_IN_PROGRESS,
+  ACCEPTS_METADATA_KEY,
+  MetricsService,
+  SERVER_ID_METADATA_KEY,
+  startMetricsServer,
+} from "./metrics_server.ts";
 import { MetricsStore } from "./metrics_store.ts";
 
 function sample(extra: Partial<MetricsResult> = {}): MetricsResult {
@@ -70,6 +76,7 @@ Deno.test("results streamed over gRPC are served as JSON, Prometheus text and a 
   const status = await stream(server.grpcPort, [...results, results[0]]);
   assert.equal(status.code, grpc.status.OK);
   assert.equal(status.metadata.get(SERVER_ID_METADATA_KEY)[0], server.serverId);
+  assert.equal(status.metadata.get(ACCEPTS_METADATA_KEY)[0], ACCEPTS_IN_PROGRESS);
   assert.equal(store.size, 2, "the re-sent result is kept once");
 
   const base = `http://127.0.0.1:${server.httpPort}`;

@@ -3,9 +3,14 @@
  * aggregated as it arrives (per node and image, per image, per outcome) so that `/summary`,
  * the Prometheus exposition and the HTML report are cheap to answer at 5,000 nodes x 100 images.
  *
+ * `in-progress` results are not attempts: they are kept apart, only the latest one per attempt
+ * id, in a bounded map, and each is dropped when its attempt's finished result arrives (or a
+ * finished result of a later attempt of the same image on the same node), or when no newer one
+ * came for a while. They show what is downloading now; they never count as attempts.
+ *
  * @module
  */
-import { isFinal, type MetricsResult, type Outcome, OUTCOMES } from "./metrics_result.ts";
+import { type AttemptOutcome, isFinal, type MetricsResult, OUTCOMES } from "./metrics_result.ts";
 
 /** Options for {@linkcode MetricsStore}. */
 export interface MetricsStoreOptions {
@@ -14,6 +19,18 @@ export interface MetricsStoreOptions {
    * @default {1_000_000}
    */
   maxResults?: number;
+  /**
+   * The most `in-progress` snapshots kept (one per running attempt); past it, the one updated
+   * longest ago is forgotten.
+   * @default {100_000}
+   */
+  maxInProgress?: number;
+  /**
+   * How long an `in-progress` snapshot stands without a newer one or its attempt's result, in
+   * milliseconds; past it the attempt is taken for gone (its node stopped reporting).
+   * @default {600_000}
+   */
+  inProgressMaxAgeMs?: number;
   /**
    * The current time in milliseconds since the epoch, stamped on summaries.
    * @default {Date.now}
@@ -49,13 +66,15 @@ export const DURATION_BUCKETS_SECONDS: readonly number[] = [
 ];
 
 /**
- * Where an image stands on a node: `pulled` / `present` (done), `failed` (final), `retrying`
- * (only failed attempts so far, more to come) or `pending` (nothing received yet).
+ * Where an image stands on a node: `downloading` (an attempt is downloading it now), `pulled` /
+ * `present` (done), `failed` (final), `retrying` (only failed attempts so far, more to come) or
+ * `pending` (nothing received yet).
  */
-export type CellState = "pulled" | "present" | "failed" | "retrying" | "pending";
+export type CellState = "downloading" | "pulled" | "present" | "failed" | "retrying" | "pending";
 
 /** One letter per {@linkcode CellState}, as the summary's grid writes them. */
 export const CELL_LETTERS: Readonly<Record<CellState, string>> = Object.freeze({
+  downloading: "d",
   pulled: "P",
   present: "p",
   failed: "F",
@@ -91,6 +110,38 @@ export interface ImageSummary {
   size_bytes?: number;
 }
 
+/** One image downloading on a node now, from its attempt's latest `in-progress` result. */
+export interface NodeDownload {
+  /** The image. */
+  image: string;
+  /** Which attempt is downloading it. */
+  attempt: number;
+  /** The attempt's id, which its finished result will carry too. */
+  attempt_id: string;
+  /** Bytes this attempt received so far. */
+  received_bytes: number;
+  /** Bytes of the image on the node so far, by this attempt or before it, when known. */
+  stored_bytes?: number;
+  /** The image's total bytes, when known. */
+  total_bytes?: number;
+  /** The recent download rate, in bytes per second. */
+  bytes_per_second: number;
+  /** `stored_bytes / total_bytes` in percent, one decimal, when the total is known. */
+  percent?: number;
+  /** Seconds left at the current rate, when the total is known and bytes are flowing. */
+  eta_seconds?: number;
+  /** How long the attempt has run, in milliseconds, as of its latest snapshot. */
+  elapsed_ms: number;
+  /** How long ago the server received the latest snapshot, in seconds. */
+  updated_seconds_ago: number;
+}
+
+/** One pull downloading now, with its node: an entry of {@linkcode MetricsSummary.downloading}. */
+export interface DownloadingPull extends NodeDownload {
+  /** The node. */
+  node: string;
+}
+
 /** Per-node figures of a {@linkcode MetricsSummary}. */
 export interface NodeSummary {
   /** The node. */
@@ -109,6 +160,10 @@ export interface NodeSummary {
   finished: boolean;
   /** When the last result from the node started, in seconds since the epoch. */
   last_started_at: number;
+  /** The images downloading on the node now, by name. */
+  downloading: NodeDownload[];
+  /** Bytes received so far by the node's pulls in flight. */
+  bytes_in_flight: number;
 }
 
 /** One of the slowest pulls. */
@@ -177,6 +232,12 @@ export interface MetricsSummary {
     percent: number;
     /** Nodes have reported and none has anything pending. */
     complete: boolean;
+    /** Pulls downloading now, on every node. */
+    downloading: number;
+    /** Bytes received so far by every pull in flight. */
+    bytes_in_flight: number;
+    /** The pulls in flight's download rates added up, in bytes per second. */
+    bytes_per_second: number;
   };
   /** Per image, by name. */
   images: ImageSummary[];
@@ -186,6 +247,11 @@ export interface MetricsSummary {
   slowest: SlowPull[];
   /** Every error, grouped by image and message, most frequent first. */
   errors: ErrorGroup[];
+  /**
+   * Pulls downloading now, by node and image: the first {@linkcode SummaryOptions.downloading}
+   * of them (`progress.downloading` counts them all).
+   */
+  downloading: DownloadingPull[];
   /** The node x image grid, when asked for. */
   grid?: SummaryGrid;
 }
@@ -207,12 +273,17 @@ export interface SummaryOptions {
    * @default {10}
    */
   errorNodes?: number;
+  /**
+   * How many pulls downloading now `downloading` lists (each node lists all of its own).
+   * @default {50}
+   */
+  downloading?: number;
 }
 
 /** Per-image counters the Prometheus exposition reads. */
 export interface ImageCounters {
   /** Attempts received, by outcome. */
-  attempts: Record<Outcome, number>;
+  attempts: Record<AttemptOutcome, number>;
   /** Pull-duration histogram of `pulled` attempts: count per bucket (not cumulative), +Inf last. */
   durationBuckets: number[];
   /** Sum of the `pulled` attempts' durations, in seconds. */
@@ -225,6 +296,18 @@ interface Cell {
   /** The final result that decides the cell, if any. */
   final?: MetricsResult;
   failedAttempts: number;
+  /** The latest `started_at` of a finished attempt (any outcome) of the cell. */
+  lastFinishedStartedAt: number;
+  /** The attempt downloading now, when one is. */
+  inFlight?: InFlight;
+}
+
+/** The latest `in-progress` result of a running attempt. */
+interface InFlight {
+  result: MetricsResult;
+  /** When the server received it, in milliseconds since the epoch. */
+  receivedAt: number;
+  cell: Cell;
 }
 
 interface NodeState {
@@ -235,6 +318,8 @@ interface NodeState {
   lastStartedAt: number;
 }
 
+type ImageState = ImageCounters & { instances: Set<string>; size: number };
+
 interface ErrorState {
   attempts: number;
   finalNodes: Set<string>;
@@ -244,12 +329,16 @@ interface ErrorState {
 /** Keeps results, one per attempt id, and their aggregates. */
 export class MetricsStore {
   readonly #results = new Map<string, MetricsResult>();
+  /** By attempt id, least recently updated first. */
+  readonly #inFlight = new Map<string, InFlight>();
   readonly #nodes = new Map<string, NodeState>();
-  readonly #images = new Map<string, ImageCounters & { instances: Set<string>; size: number }>();
+  readonly #images = new Map<string, ImageState>();
   readonly #instanceNodes = new Map<string, Set<string>>();
   readonly #errors = new Map<string, Map<string, ErrorState>>();
   readonly #strings = new Map<string, string>();
   readonly #maxResults: number;
+  readonly #maxInProgress: number;
+  readonly #inProgressMaxAgeMs: number;
   readonly #now: () => number;
   #refusedFull = 0;
   #version = 0;
@@ -258,12 +347,20 @@ export class MetricsStore {
   /** Creates an empty store. */
   constructor(options: MetricsStoreOptions = {}) {
     this.#maxResults = options.maxResults ?? 1_000_000;
+    this.#maxInProgress = options.maxInProgress ?? 100_000;
+    this.#inProgressMaxAgeMs = options.inProgressMaxAgeMs ?? 600_000;
     this.#now = options.now ?? Date.now;
   }
 
-  /** How many results are held. */
+  /** How many results are held (attempts; `in-progress` snapshots are not counted). */
   get size(): number {
     return this.#results.size;
+  }
+
+  /** How many attempts are downloading now, by their `in-progress` snapshots. */
+  get inProgressCount(): number {
+    this.#expire();
+    return this.#inFlight.size;
   }
 
   /** The bound on results held. */
@@ -276,7 +373,7 @@ export class MetricsStore {
     return this.#refusedFull;
   }
 
-  /** Changes whenever a result is added. */
+  /** Changes whenever a result is added (or a snapshot of a running attempt comes or goes). */
   get version(): number {
     return this.#version;
   }
@@ -295,12 +392,19 @@ export class MetricsStore {
   }
 
   /**
-   * Keeps a result, unless one with its attempt id is held already.
+   * Keeps a result, unless one with its attempt id is held already. An `in-progress` result
+   * replaces the attempt's previous one instead, and is ignored once the attempt has finished; a
+   * finished result drops the `in-progress` one of its attempt (same attempt id) and of any
+   * earlier attempt of its node and image.
    *
-   * @returns `added`, or `duplicate` when the attempt id was known (the result is ignored).
+   * @returns `added`, or `duplicate` when the attempt id was known (the result is ignored), or,
+   * for `in-progress`, when the attempt is over or a newer snapshot is held.
    * @throws {StoreFullError} when the store holds `maxResults` results.
    */
   add(result: MetricsResult): "added" | "duplicate" {
+    if (result.outcome === "in-progress") return this.#addInProgress(result);
+    // The attempt is over whether or not there is room for its result.
+    this.#dropInFlight(result.attemptId);
     if (this.#results.has(result.attemptId)) return "duplicate";
     if (this.#results.size >= this.#maxResults) {
       this.#refusedFull++;
@@ -308,8 +412,54 @@ export class MetricsStore {
     }
     this.#results.set(result.attemptId, result);
     this.#version++;
-    this.#aggregate(result);
+    this.#aggregate(result as MetricsResult & { outcome: AttemptOutcome });
     return "added";
+  }
+
+  /** The latest `in-progress` results, one per attempt downloading now, least recent first. */
+  *inProgress(): IterableIterator<MetricsResult> {
+    this.#expire();
+    for (const entry of this.#inFlight.values()) yield entry.result;
+  }
+
+  #addInProgress(result: MetricsResult): "added" | "duplicate" {
+    if (this.#results.has(result.attemptId)) return "duplicate";
+    const known = this.#inFlight.get(result.attemptId);
+    if (known && result.durationMs < known.result.durationMs) return "duplicate";
+    const { cell } = this.#register(result);
+    if (result.startedAt < cell.lastFinishedStartedAt) return "duplicate";
+    const other = cell.inFlight;
+    if (other && other.result.attemptId !== result.attemptId) {
+      if (result.startedAt < other.result.startedAt) return "duplicate";
+      this.#dropInFlight(other.result.attemptId);
+    }
+    this.#inFlight.delete(result.attemptId);
+    while (this.#inFlight.size >= this.#maxInProgress) {
+      this.#dropInFlight(this.#inFlight.keys().next().value!);
+    }
+    const entry: InFlight = { result, receivedAt: this.#now(), cell };
+    this.#inFlight.set(result.attemptId, entry);
+    cell.inFlight = entry;
+    this.#version++;
+    return "added";
+  }
+
+  #dropInFlight(attemptId: string): void {
+    const entry = this.#inFlight.get(attemptId);
+    if (!entry) return;
+    this.#inFlight.delete(attemptId);
+    if (entry.cell.inFlight === entry) entry.cell.inFlight = undefined;
+    this.#version++;
+  }
+
+  /** Forgets the snapshots that got no newer one for `inProgressMaxAgeMs`. */
+  #expire(): void {
+    const oldest = this.#now() - this.#inProgressMaxAgeMs;
+    for (const [attemptId, entry] of this.#inFlight) {
+      // Least recently updated first: the first one young enough ends the search.
+      if (entry.receivedAt >= oldest) break;
+      this.#dropInFlight(attemptId);
+    }
   }
 
   /** Every result held, in the order they arrived. */
@@ -324,11 +474,13 @@ export class MetricsStore {
 
   /** Where `image` stands on `node`. */
   cellState(node: string, image: string): CellState {
+    this.#expire();
     const cell = this.#nodes.get(node)?.cells.get(image);
     return cell ? stateOf(cell) : "pending";
   }
 
-  #aggregate(result: MetricsResult): void {
+  /** Makes the node, image and cell of a result known, without counting anything. */
+  #register(result: MetricsResult): { node: NodeState; cell: Cell; image: ImageState } {
     const instance = result.instance ?? "";
     let node = this.#nodes.get(result.node);
     if (!node) {
@@ -354,6 +506,15 @@ export class MetricsStore {
       this.#images.set(result.image, image);
     }
     image.instances.add(instance);
+    let cell = node.cells.get(result.image);
+    if (!cell) {
+      node.cells.set(result.image, cell = { failedAttempts: 0, lastFinishedStartedAt: 0 });
+    }
+    return { node, cell, image };
+  }
+
+  #aggregate(result: MetricsResult & { outcome: AttemptOutcome }): void {
+    const { node, cell, image } = this.#register(result);
     image.attempts[result.outcome]++;
     image.size = Math.max(image.size, result.sizeBytes ?? 0);
     if (result.outcome === "pulled") {
@@ -365,8 +526,12 @@ export class MetricsStore {
       image.bytesPulled += result.sizeBytes ?? 0;
     }
 
-    let cell = node.cells.get(result.image);
-    if (!cell) node.cells.set(result.image, cell = { failedAttempts: 0 });
+    cell.lastFinishedStartedAt = Math.max(cell.lastFinishedStartedAt, result.startedAt);
+    // A finished attempt that started later ends any attempt before it.
+    const earlier = cell.inFlight;
+    if (earlier && earlier.result.startedAt < result.startedAt) {
+      this.#dropInFlight(earlier.result.attemptId);
+    }
     if (result.outcome === "attempt-failed" || result.outcome === "failed") {
       cell.failedAttempts++;
       node.failedAttempts++;
@@ -390,6 +555,7 @@ export class MetricsStore {
 
   /** Aggregates everything held into the `/summary` document (cached until the next add). */
   summary(options: SummaryOptions = {}): MetricsSummary {
+    this.#expire();
     const grid = options.grid ?? false;
     const cached = this.#cached;
     if (cached && cached.version === this.#version && cached.grid === grid) {
@@ -423,18 +589,35 @@ export class MetricsStore {
       pending: 0,
       percent: 0,
       complete: false,
+      downloading: 0,
+      bytes_in_flight: 0,
+      bytes_per_second: 0,
     };
+    const now = this.#now();
+    const downloadingLimit = options.downloading ?? 50;
+    const downloadingAll: DownloadingPull[] = [];
     const states: string[] = [];
     const durations: number[][] = [];
     const column = new Map(imageNames.map((image, index) => [image, index]));
     for (const name of nodeNames) {
       const node = this.#nodes.get(name)!;
-      let done = 0, failed = 0;
+      let done = 0, failed = 0, bytesInFlight = 0;
+      const downloading: NodeDownload[] = [];
       const letters = options.grid ? new Array<string>(imageNames.length).fill(".") : [];
       const times = options.grid ? new Array<number>(imageNames.length).fill(0) : [];
       for (const [image, cell] of node.cells) {
-        const state = stateOf(cell);
         const stats = perImage.get(image)!;
+        if (cell.inFlight) {
+          const entry = describeDownload(cell.inFlight, now);
+          downloading.push(entry);
+          bytesInFlight += entry.received_bytes;
+          progress.bytes_per_second += entry.bytes_per_second;
+          if (downloadingAll.length < downloadingLimit) {
+            downloadingAll.push({ node: name, ...entry });
+          }
+        }
+        // The counts go by finished attempts; a download shows in the grid and the lists.
+        const state = stateOf({ ...cell, inFlight: undefined });
         if (state === "pulled" || state === "present") {
           done++;
           stats.done++;
@@ -454,8 +637,8 @@ export class MetricsStore {
         }
         if (options.grid) {
           const index = column.get(image)!;
-          letters[index] = CELL_LETTERS[state];
-          times[index] = cell.final?.durationMs ?? 0;
+          letters[index] = CELL_LETTERS[cell.inFlight ? "downloading" : state];
+          times[index] = cell.inFlight?.result.durationMs ?? cell.final?.durationMs ?? 0;
         }
       }
       let total = 0;
@@ -472,7 +655,11 @@ export class MetricsStore {
         failed_attempts: node.failedAttempts,
         finished,
         last_started_at: node.lastStartedAt,
+        downloading: downloading.sort((a, b) => a.image.localeCompare(b.image)),
+        bytes_in_flight: bytesInFlight,
       });
+      progress.downloading += downloading.length;
+      progress.bytes_in_flight += bytesInFlight;
       progress.expected += total;
       progress.done += done;
       progress.failed += failed;
@@ -544,6 +731,9 @@ export class MetricsStore {
       nodes,
       slowest,
       errors,
+      downloading: downloadingAll.sort((a, b) =>
+        a.node.localeCompare(b.node) || a.image.localeCompare(b.image)
+      ),
     };
     if (options.grid) summary.grid = { images: imageNames, nodes: nodeNames, states, durations };
     return summary;
@@ -551,6 +741,7 @@ export class MetricsStore {
 }
 
 function stateOf(cell: Cell): CellState {
+  if (cell.inFlight) return "downloading";
   if (cell.final) return cell.final.outcome as "pulled" | "present" | "failed";
   return cell.failedAttempts > 0 ? "retrying" : "pending";
 }
@@ -563,6 +754,32 @@ function decides(candidate: MetricsResult, current: MetricsResult | undefined): 
   if (!current) return true;
   if (candidate.startedAt !== current.startedAt) return candidate.startedAt > current.startedAt;
   return current.outcome === "failed" && candidate.outcome !== "failed";
+}
+
+/** What `/summary` says of a download in flight: its bytes, rate, percent and time left. */
+function describeDownload(entry: InFlight, now: number): NodeDownload {
+  const { result } = entry;
+  const received = result.bytesReceived ?? 0;
+  const rate = result.throughputBytesPerSecond ?? 0;
+  const download: NodeDownload = {
+    image: result.image,
+    attempt: result.attempt,
+    attempt_id: result.attemptId,
+    received_bytes: received,
+    bytes_per_second: rate,
+    elapsed_ms: result.durationMs,
+    updated_seconds_ago: Math.max(0, Math.round((now - entry.receivedAt) / 1000)),
+  };
+  if (result.storedBytes) download.stored_bytes = result.storedBytes;
+  const total = result.totalBytes;
+  if (total) {
+    download.total_bytes = total;
+    // What is on the node counts, not only what this attempt got: earlier attempts' layers stay.
+    const have = Math.min(total, Math.max(result.storedBytes ?? 0, received));
+    download.percent = Math.floor((have / total) * 1000) / 10;
+    if (rate > 0) download.eta_seconds = Math.ceil((total - have) / rate);
+  }
+  return download;
 }
 
 /** Nearest-rank percentile of sorted values. */

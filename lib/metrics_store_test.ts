@@ -55,6 +55,9 @@ Deno.test("summary: done, failed, retrying and pending per node and per image", 
     pending: 2,
     percent: 66.6,
     complete: false,
+    downloading: 0,
+    bytes_in_flight: 0,
+    bytes_per_second: 0,
   });
   const [a, b] = summary.images;
   assert.deepEqual(
@@ -117,4 +120,132 @@ Deno.test("the summary is cached until a result is added", () => {
   assert.equal(store.summary(), first);
   store.add(result("n1", "b", "pulled"));
   assert.notEqual(store.summary(), first);
+});
+
+function snapshot(
+  node: string,
+  image: string,
+  attemptId: string,
+  durationMs: number,
+  extra: Partial<MetricsResult> = {},
+): MetricsResult {
+  return {
+    attemptId,
+    startedAt: 1000,
+    image,
+    node,
+    outcome: "in-progress",
+    attempt: 1,
+    durationMs,
+    imagesTotal: 2,
+    bytesReceived: durationMs * 1000,
+    storedBytes: durationMs * 1000,
+    throughputBytesPerSecond: 1_000_000,
+    totalBytes: 10_000_000,
+    ...extra,
+  };
+}
+
+Deno.test("in-progress: the latest per attempt is kept apart and never counts as an attempt", () => {
+  const store = new MetricsStore({ now: () => 0 });
+  assert.equal(store.add(snapshot("n1", "a", "x", 2_000)), "added");
+  assert.equal(store.add(snapshot("n1", "a", "x", 4_000)), "added", "a newer snapshot replaces");
+  assert.equal(store.add(snapshot("n1", "a", "x", 3_000)), "duplicate", "an older one is stale");
+  assert.deepEqual([...store.inProgress()].map((r) => r.durationMs), [4_000]);
+  assert.equal(store.size, 0);
+  assert.deepEqual([...store.results()], []);
+  assert.equal(store.cellState("n1", "a"), "downloading");
+
+  const summary = store.summary({ grid: true });
+  assert.equal(summary.results, 0);
+  assert.equal(summary.images[0].attempts, 0);
+  assert.deepEqual(store.imageCounters().get("a")!.attempts, {
+    pulled: 0,
+    present: 0,
+    "attempt-failed": 0,
+    failed: 0,
+  });
+  const [node] = summary.nodes;
+  assert.deepEqual([node.done, node.pending, node.bytes_in_flight], [0, 2, 4_000_000]);
+  assert.deepEqual(node.downloading, [{
+    image: "a",
+    attempt: 1,
+    attempt_id: "x",
+    received_bytes: 4_000_000,
+    stored_bytes: 4_000_000,
+    total_bytes: 10_000_000,
+    bytes_per_second: 1_000_000,
+    percent: 40,
+    eta_seconds: 6,
+    elapsed_ms: 4_000,
+    updated_seconds_ago: 0,
+  }]);
+  assert.deepEqual(summary.downloading, [{ node: "n1", ...node.downloading[0] }]);
+  assert.deepEqual(
+    [summary.progress.downloading, summary.progress.bytes_in_flight, summary.progress.pending],
+    [1, 4_000_000, 2],
+  );
+  assert.equal(summary.grid!.states[0], "d");
+  assert.equal(summary.grid!.durations[0][0], 4_000);
+});
+
+Deno.test("in-progress: the attempt's own result (same attempt id) supersedes it and is stored", () => {
+  const store = new MetricsStore({ now: () => 0 });
+  store.add(snapshot("n1", "a", "x", 2_000));
+  const before = store.version;
+  assert.equal(
+    store.add(result("n1", "a", "pulled", { attemptId: "x", durationMs: 5_000 })),
+    "added",
+  );
+  assert.ok(store.version > before);
+  assert.deepEqual([...store.inProgress()], []);
+  assert.deepEqual([...store.results()].map((r) => [r.attemptId, r.outcome]), [["x", "pulled"]]);
+  assert.equal(store.cellState("n1", "a"), "pulled");
+  assert.equal(store.imageCounters().get("a")!.attempts.pulled, 1);
+  assert.equal(store.add(snapshot("n1", "a", "x", 4_000)), "duplicate", "a late snapshot is stale");
+  assert.equal(store.summary().progress.downloading, 0);
+  // A failed attempt ends its snapshot too.
+  store.add(snapshot("n1", "b", "y", 1_000));
+  store.add(result("n1", "b", "attempt-failed", { attemptId: "y", error: "stall" }));
+  assert.equal(store.cellState("n1", "b"), "retrying");
+  assert.equal(store.summary().nodes[0].failed_attempts, 1);
+});
+
+Deno.test("in-progress: a later attempt's result or snapshot of the same node and image ends it", () => {
+  const store = new MetricsStore({ now: () => 0 });
+  store.add(snapshot("n1", "a", "old", 2_000, { startedAt: 1000 }));
+  // The node's run died; its next run pulled the image.
+  store.add(result("n1", "a", "pulled", { startedAt: 2000 }));
+  assert.deepEqual([...store.inProgress()], []);
+  assert.equal(store.add(snapshot("n1", "a", "older", 9_000, { startedAt: 1500 })), "duplicate");
+
+  store.add(snapshot("n1", "b", "first", 2_000, { startedAt: 1000 }));
+  store.add(snapshot("n1", "b", "second", 1_000, { startedAt: 1010 }));
+  assert.deepEqual([...store.inProgress()].map((r) => r.attemptId), ["second"]);
+  assert.equal(store.add(snapshot("n1", "b", "first", 3_000, { startedAt: 1000 })), "duplicate");
+  // Other nodes and images are not affected.
+  store.add(snapshot("n2", "b", "elsewhere", 1_000, { startedAt: 900 }));
+  store.add(result("n2", "a", "pulled", { startedAt: 3000 }));
+  assert.deepEqual([...store.inProgress()].map((r) => r.attemptId), ["second", "elsewhere"]);
+});
+
+Deno.test("in-progress: bounded, the least recently updated forgotten first, and aged out", () => {
+  let now = 0;
+  const store = new MetricsStore({ maxInProgress: 2, inProgressMaxAgeMs: 60_000, now: () => now });
+  store.add(snapshot("n1", "a", "x", 1_000));
+  store.add(snapshot("n2", "a", "y", 1_000));
+  store.add(snapshot("n1", "a", "x", 2_000)); // x is now the most recent
+  store.add(snapshot("n3", "a", "z", 1_000));
+  assert.deepEqual([...store.inProgress()].map((r) => r.attemptId), ["x", "z"]);
+  assert.equal(store.cellState("n2", "a"), "pending");
+  now = 30_000;
+  store.add(snapshot("n3", "a", "z", 2_000));
+  now = 61_000;
+  assert.deepEqual([...store.inProgress()].map((r) => r.attemptId), ["z"], "x aged out");
+  const summary = store.summary();
+  assert.equal(summary.progress.downloading, 1);
+  assert.equal(summary.downloading[0].updated_seconds_ago, 31);
+  now = 100_000;
+  assert.equal(store.summary().progress.downloading, 0, "a cached summary does not outlive it");
+  assert.equal(store.size, 0);
 });

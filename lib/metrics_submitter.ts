@@ -18,12 +18,26 @@
  * each one that is refused alone is given up (counted as rejected), so one bad result cannot block
  * the others.
  *
+ * `in-progress` results (snapshots of an attempt still downloading) are best effort and not
+ * attempts: only the latest one per attempt waits in the buffer (a newer one replaces it, the
+ * attempt's finished result removes it), they are never counted in the {@linkcode DeliveryReport}
+ * nor sent again to a restarted server, and they are sent only to a server that says it keeps
+ * them (trailing metadata `x-metrics-accepts: in-progress`). Until a server has answered once, a
+ * snapshot waits for that answer (an empty stream asks for it); a server that does not say so
+ * (the original tool's, which would count a snapshot as a pulled attempt, or an older one of ours,
+ * which refuses the unknown outcome) gets none, and nothing is dropped but the snapshots.
+ *
  * @module
  */
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "./log.ts";
 import { type MetricsResult, resultToWire } from "./metrics_result.ts";
-import { MetricsService, SERVER_ID_METADATA_KEY } from "./metrics_server.ts";
+import {
+  ACCEPTS_IN_PROGRESS,
+  ACCEPTS_METADATA_KEY,
+  MetricsService,
+  SERVER_ID_METADATA_KEY,
+} from "./metrics_server.ts";
 
 /** Options for {@linkcode MetricsSubmitter}. */
 export interface MetricsSubmitterOptions {
@@ -75,7 +89,7 @@ export interface MetricsSubmitterOptions {
   random?: () => number;
 }
 
-/** What became of the submitted results. */
+/** What became of the submitted results (attempts; `in-progress` snapshots are not counted). */
 export interface DeliveryReport {
   /** Results the server acknowledged. */
   delivered: number;
@@ -130,6 +144,8 @@ export class MetricsSubmitter implements AsyncDisposable {
   #failures = 0;
   #outage = false;
   #call?: grpc.ClientWritableStream<unknown>;
+  /** Whether the server keeps `in-progress` results, as its last answer said. */
+  #progress: "unknown" | "accepted" | "refused" = "unknown";
 
   /** Creates the submitter; it connects when there is something to send. */
   constructor(options: MetricsSubmitterOptions) {
@@ -152,8 +168,8 @@ export class MetricsSubmitter implements AsyncDisposable {
 
   /** Counts so far; `undelivered` includes what is still buffered. */
   get report(): DeliveryReport {
-    const buffered = this.#queue.filter((e) => !e.acked).length +
-      this.#inFlight.filter((e) => !e.acked).length;
+    const counted = (e: Entry) => !e.acked && !isSnapshot(e);
+    const buffered = this.#queue.filter(counted).length + this.#inFlight.filter(counted).length;
     return {
       delivered: this.#delivered,
       undelivered: buffered + this.#dropped + this.#rejected,
@@ -164,6 +180,15 @@ export class MetricsSubmitter implements AsyncDisposable {
 
   /** Queues a result for sending. Never blocks, never throws. */
   submit(result: MetricsResult): void {
+    if (result.outcome === "in-progress") {
+      this.#submitSnapshot(result);
+      return;
+    }
+    // The attempt is over: its last snapshot, if not sent yet, is worth nothing now.
+    const index = this.#queue.findIndex((e) =>
+      isSnapshot(e) && e.result.attemptId === result.attemptId
+    );
+    if (index >= 0) this.#queue.splice(index, 1);
     if (this.#closed.signal.aborted) {
       this.#dropped++;
       return;
@@ -178,6 +203,22 @@ export class MetricsSubmitter implements AsyncDisposable {
       return;
     }
     this.#queue.push({ result, acked: false, solo: false });
+    this.#kick();
+  }
+
+  /** Queues an `in-progress` result in place of the attempt's previous one, or drops it. */
+  #submitSnapshot(result: MetricsResult): void {
+    if (this.#closed.signal.aborted || this.#progress === "refused") return;
+    const index = this.#queue.findIndex((e) =>
+      isSnapshot(e) && e.result.attemptId === result.attemptId
+    );
+    if (index >= 0) {
+      this.#queue[index] = { result, acked: false, solo: false };
+    } else if (this.#queue.length + this.#inFlight.length < this.#options.maxBuffered) {
+      this.#queue.push({ result, acked: false, solo: false });
+    } else {
+      return;
+    }
     this.#kick();
   }
 
@@ -293,16 +334,26 @@ export class MetricsSubmitter implements AsyncDisposable {
     };
     let ended = false;
     statusReceived.then(() => ended = true);
+    /** A snapshot waits for the server to say whether it keeps them: end this batch to learn. */
+    let ask = false;
     // Write what is buffered, then what arrives, until the batch is full or its window closes.
     while (!ended && !this.#closed.signal.aborted) {
       while (this.#queue.length > 0 && this.#inFlight.length < batchSize) {
+        if (isSnapshot(this.#queue[0]) && this.#progress !== "accepted") {
+          if (this.#progress === "refused") {
+            this.#queue.shift();
+            continue;
+          }
+          ask = true;
+          break;
+        }
         const solo = this.#queue[0].solo;
         if (solo && this.#inFlight.length > 0) break;
         write(this.#queue.shift()!);
         if (solo) break;
       }
       const full = this.#inFlight.length >= batchSize || this.#inFlight.at(-1)?.solo ||
-        this.#queue[0]?.solo;
+        this.#queue[0]?.solo || ask;
       const left = opened + batchWindowMs - Date.now();
       if (full || left <= 0 || this.#flushing) break;
       await Promise.race([this.#sleep(left, "batch"), statusReceived]);
@@ -312,11 +363,27 @@ export class MetricsSubmitter implements AsyncDisposable {
     await statusReceived;
     this.#call = undefined;
     const batch = this.#inFlight.splice(0);
+    if (status.metadata?.get(SERVER_ID_METADATA_KEY).length) {
+      // An answer from a server of ours (a failure too carries its trailers).
+      const accepts = status.metadata.get(ACCEPTS_METADATA_KEY).map(String);
+      this.#progress = accepts.includes(ACCEPTS_IN_PROGRESS) ? "accepted" : "refused";
+    } else if (status.code === grpc.status.OK) {
+      this.#progress = "refused"; // the original tool's server
+    }
     if (status.code === grpc.status.OK) {
       this.#acknowledged(batch, String(status.metadata.get(SERVER_ID_METADATA_KEY)[0] ?? ""));
       return true;
     }
     if (status.code === grpc.status.INVALID_ARGUMENT) {
+      if (batch.length === 1 && batch[0].solo && isSnapshot(batch[0])) {
+        this.#options.logger.debug("the metrics server refused an in-progress result", {
+          endpoint: this.#options.endpoint,
+          image: batch[0].result.image,
+          attempt_id: batch[0].result.attemptId,
+          error: status.details,
+        });
+        return true;
+      }
       if (batch.length === 1 && batch[0].solo) {
         this.#rejected++;
         this.#options.logger.warn("the metrics server refused a result; giving it up", {
@@ -351,6 +418,8 @@ export class MetricsSubmitter implements AsyncDisposable {
       });
     }
     for (const entry of batch) {
+      // A snapshot is stale once delivered: nothing to count, nothing to send again.
+      if (isSnapshot(entry)) continue;
       if (!entry.acked) this.#delivered++;
       entry.acked = true;
       entry.solo = false;
@@ -370,4 +439,8 @@ export class MetricsSubmitter implements AsyncDisposable {
     }
     if (serverId) this.#serverId = serverId;
   }
+}
+
+function isSnapshot(entry: Entry): boolean {
+  return entry.result.outcome === "in-progress";
 }

@@ -1,9 +1,15 @@
 import assert from "node:assert/strict";
+import * as grpc from "@grpc/grpc-js";
 import { freePort } from "../tests/stack/free_port.ts";
 import { waitUntil } from "../tests/stack/wait_until.ts";
 import { Logger } from "./log.ts";
 import type { MetricsResult } from "./metrics_result.ts";
-import { type MetricsServer, startMetricsServer } from "./metrics_server.ts";
+import {
+  type MetricsServer,
+  MetricsService,
+  SERVER_ID_METADATA_KEY,
+  startMetricsServer,
+} from "./metrics_server.ts";
 import { MetricsStore } from "./metrics_store.ts";
 import { MetricsSubmitter } from "./metrics_submitter.ts";
 
@@ -140,3 +146,128 @@ Deno.test("a full buffer drops new results and says so", async () => {
   const report = await submitter.flush(200);
   assert.deepEqual(report, { delivered: 0, undelivered: 5, dropped: 2, rejected: 0 });
 });
+
+function snapshot(index: number, durationMs: number): MetricsResult {
+  return sample(index, { outcome: "in-progress", durationMs, bytesReceived: durationMs * 1000 });
+}
+
+Deno.test("in-progress results reach a server that keeps them, the latest one per attempt", async () => {
+  const port = freePort();
+  const store = new MetricsStore();
+  await using _ = await serve(port, store);
+  const submitter = new MetricsSubmitter({
+    endpoint: `127.0.0.1:${port}`,
+    logger: quiet,
+    batchWindowMs: 50,
+  });
+  submitter.submit(snapshot(1, 1_000));
+  submitter.submit(snapshot(1, 2_000));
+  assert.ok(await waitUntil(() => store.inProgressCount === 1, { timeoutMs: 5_000 }));
+  submitter.submit(snapshot(1, 3_000));
+  assert.ok(
+    await waitUntil(() => [...store.inProgress()][0]?.durationMs === 3_000, { timeoutMs: 5_000 }),
+  );
+  submitter.submit(sample(1, { durationMs: 4_000 }));
+  assert.deepEqual(await submitter.flush(5_000), {
+    delivered: 1,
+    undelivered: 0,
+    dropped: 0,
+    rejected: 0,
+  });
+  assert.equal(store.inProgressCount, 0);
+  assert.deepEqual([...store.results()].map((r) => [r.attemptId, r.outcome]), [
+    ["attempt-1", "pulled"],
+  ]);
+});
+
+/**
+ * A server of ours from before `in-progress` results: it refuses their outcome as unknown, and
+ * says nothing of them in its trailers, unless `claims` (a server that says it keeps them but
+ * refuses them anyway, to drive the submitter's split-and-give-up path).
+ */
+async function startOldServer(port: number, claims: boolean) {
+  const stored = new Map<string, string>();
+  let snapshots = 0;
+  const server = new grpc.Server();
+  server.addService(MetricsService.service, {
+    Submit: (
+      call: grpc.ServerReadableStream<Record<string, unknown>, unknown>,
+      callback: grpc.sendUnaryData<unknown>,
+    ) => {
+      const trailer = new grpc.Metadata();
+      trailer.set(SERVER_ID_METADATA_KEY, "old-server");
+      if (claims) trailer.set("x-metrics-accepts", "in-progress");
+      let done = false;
+      call.on("data", (message) => {
+        if (done) return;
+        if (message.outcome === "OUTCOME_IN_PROGRESS") {
+          snapshots++;
+          done = true;
+          callback({
+            code: grpc.status.INVALID_ARGUMENT,
+            details: `result ${message.attempt_id} has an unknown outcome 5`,
+            metadata: trailer,
+          } as grpc.ServiceError, null);
+          return;
+        }
+        stored.set(String(message.attempt_id), String(message.outcome));
+      });
+      call.on("end", () => {
+        if (!done) callback(null, {}, trailer);
+      });
+    },
+  });
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(
+      `127.0.0.1:${port}`,
+      grpc.ServerCredentials.createInsecure(),
+      (error) => error ? reject(error) : resolve(),
+    )
+  );
+  return { stored, snapshots: () => snapshots, close: () => server.forceShutdown() };
+}
+
+for (const claims of [false, true]) {
+  Deno.test(
+    claims
+      ? "a server that refuses in-progress results it claimed to keep loses no attempt"
+      : "an older server gets no in-progress results and every attempt",
+    async () => {
+      const port = freePort();
+      const old = await startOldServer(port, claims);
+      const submitter = new MetricsSubmitter({
+        endpoint: `127.0.0.1:${port}`,
+        logger: quiet,
+        batchWindowMs: 50,
+        initialBackoffMs: 10,
+      });
+      try {
+        submitter.submit(sample(1));
+        submitter.submit(snapshot(2, 1_000));
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        submitter.submit(snapshot(3, 1_000));
+        submitter.submit(sample(4));
+        submitter.submit(snapshot(3, 2_000));
+        submitter.submit(sample(2));
+        submitter.submit(sample(3));
+        assert.deepEqual(await submitter.flush(10_000), {
+          delivered: 4,
+          undelivered: 0,
+          dropped: 0,
+          rejected: 0,
+        });
+        assert.deepEqual([...old.stored].sort(), [
+          ["attempt-1", "OUTCOME_PULLED"],
+          ["attempt-2", "OUTCOME_PULLED"],
+          ["attempt-3", "OUTCOME_PULLED"],
+          ["attempt-4", "OUTCOME_PULLED"],
+        ]);
+        if (claims) assert.ok(old.snapshots() >= 1, "the snapshots were sent, and refused");
+        else assert.equal(old.snapshots(), 0, "no snapshot was sent");
+      } finally {
+        submitter.close();
+        old.close();
+      }
+    },
+  );
+}

@@ -1,6 +1,7 @@
 /**
  * The Prometheus text exposition (format 0.0.4) of a {@linkcode MetricsStore}: attempts by image
- * and outcome, a pull-duration histogram, bytes pulled, nodes reporting and per-image progress.
+ * and outcome, a pull-duration histogram, bytes pulled, nodes reporting, per-image progress and
+ * the pulls downloading now (never counted as attempts).
  *
  * @module
  */
@@ -95,6 +96,31 @@ export function formatPrometheus(store: MetricsStore): string {
     ) {
       lines.push(`image_prefetcher_image_nodes${labels({ image: image.image, state })} ${value}`);
     }
+  }
+
+  const inFlight = new Map<string, { pulls: number; bytes: number }>();
+  for (const result of store.inProgress()) {
+    const image = inFlight.get(result.image) ?? { pulls: 0, bytes: 0 };
+    image.pulls++;
+    image.bytes += result.bytesReceived ?? 0;
+    inFlight.set(result.image, image);
+  }
+  const downloading = [...inFlight].sort(([a], [b]) => a.localeCompare(b));
+  family(
+    "image_prefetcher_downloading_pulls",
+    "gauge",
+    "Pull attempts downloading now, by image (from their latest in-progress results).",
+  );
+  for (const [image, { pulls }] of downloading) {
+    lines.push(`image_prefetcher_downloading_pulls${labels({ image })} ${pulls}`);
+  }
+  family(
+    "image_prefetcher_downloading_received_bytes",
+    "gauge",
+    "Bytes received so far by the pull attempts downloading now, by image.",
+  );
+  for (const [image, { bytes }] of downloading) {
+    lines.push(`image_prefetcher_downloading_received_bytes${labels({ image })} ${bytes}`);
   }
 
   family("image_prefetcher_nodes_reporting", "gauge", "Nodes that have sent at least one result.");

@@ -110,3 +110,32 @@ Deno.test("Prometheus' Accept header gets the exposition; curl, browsers and jq 
   assert.equal(wantsPrometheus("application/json"), false);
   assert.equal(wantsPrometheus("text/html,application/xhtml+xml,*/*;q=0.8"), false);
 });
+
+Deno.test("pulls in flight are gauges, never attempts", () => {
+  const store = new MetricsStore();
+  store.add(sample({ attemptId: "x", outcome: "in-progress", bytesReceived: 3_000 }));
+  store.add(sample({ attemptId: "y", node: "n2", outcome: "in-progress", bytesReceived: 4_000 }));
+  store.add(sample({ attemptId: "z", node: "n3" }));
+  const families = parsePrometheusTextFormat(formatPrometheus(store)) as Family[];
+  const byName = new Map(families.map((f) => [f.name, f]));
+  const value = (name: string, labels: Record<string, string> = {}) =>
+    Number(
+      byName.get(name)!.metrics.find((m) =>
+        Object.entries(labels).every(([k, v]) => m.labels?.[k] === v)
+      )?.value,
+    );
+  assert.equal(value("image_prefetcher_downloading_pulls", { image: "reg/a:1" }), 2);
+  assert.equal(value("image_prefetcher_downloading_received_bytes", { image: "reg/a:1" }), 7_000);
+  assert.equal(
+    value("image_prefetcher_pull_attempts_total", { image: "reg/a:1", outcome: "pulled" }),
+    1,
+  );
+  const outcomes = byName.get("image_prefetcher_pull_attempts_total")!.metrics
+    .map((m) => m.labels?.outcome);
+  assert.ok(!outcomes.includes("in-progress"));
+  assert.equal(value("image_prefetcher_results_stored"), 1);
+  store.add(sample({ attemptId: "x", outcome: "pulled" }));
+  const after = parsePrometheusTextFormat(formatPrometheus(store)) as Family[];
+  const pulls = after.find((f) => f.name === "image_prefetcher_downloading_pulls")!;
+  assert.deepEqual(pulls.metrics.map((m) => Number(m.value)), [1]);
+});

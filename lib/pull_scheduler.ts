@@ -275,7 +275,7 @@ async function pullOne(target: PullTarget, run: Run): Promise<ImageResult> {
     });
     let imageRef: string | undefined;
     let error: unknown;
-    let progress: AttemptProgress | undefined;
+    let progress = undefined as AttemptProgress | undefined;
     try {
       imageRef = await attemptPull(
         target,
@@ -290,6 +290,11 @@ async function pullOne(target: PullTarget, run: Run): Promise<ImageResult> {
       release();
     }
     const durationMs = run.clock.now() - startedAt;
+    if (imageRef !== undefined && progress?.totalBytes !== undefined) {
+      // The last sample came before the pull completed: the rest of the image arrived since.
+      const storedBefore = progress.storedBytes - progress.receivedBytes;
+      progress = { ...progress, receivedBytes: Math.max(0, progress.totalBytes - storedBefore) };
+    }
     const finished = {
       type: "attempt-finished" as const,
       image,
