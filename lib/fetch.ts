@@ -120,7 +120,13 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
     });
     const targets = entries.map((entry) => toTarget(entry, dockerConfig, logger));
     await using metrics = config.metricsEndpoint
-      ? new MetricsSubmitter({ endpoint: config.metricsEndpoint, token, logger })
+      ? new MetricsSubmitter({
+        endpoint: config.metricsEndpoint,
+        token,
+        logger,
+        // fetch exits right after; see MetricsSubmitterOptions.gracefulClose.
+        gracefulClose: false,
+      })
       : undefined;
     const report = metrics &&
       metricsReporter({

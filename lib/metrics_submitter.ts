@@ -87,6 +87,14 @@ export interface MetricsSubmitterOptions {
    * @default {Math.random}
    */
   random?: () => number;
+  /**
+   * Whether closing ends the connection with an HTTP/2 GOAWAY. A process that exits right after
+   * closing should pass `false` and let the connection end with the process: Deno's HTTP/2
+   * server can abort on a GOAWAY that follows many streams (denoland/deno#36788), and ours runs
+   * on Deno.
+   * @default {true}
+   */
+  gracefulClose?: boolean;
 }
 
 /** What became of the submitted results (attempts; `in-progress` snapshots are not counted). */
@@ -158,6 +166,7 @@ export class MetricsSubmitter implements AsyncDisposable {
       initialBackoffMs: 250,
       maxBackoffMs: 5_000,
       random: Math.random,
+      gracefulClose: true,
       ...options,
     };
     this.#client = new MetricsService(options.endpoint, grpc.credentials.createInsecure(), {
@@ -246,7 +255,9 @@ export class MetricsSubmitter implements AsyncDisposable {
     if (this.#closed.signal.aborted) return;
     this.#closed.abort();
     this.#call?.cancel();
-    this.#client.close();
+    // Closing the channel sends the server an HTTP/2 GOAWAY, which can make a Deno server abort
+    // inside nghttp2 (denoland/deno#36788); a process about to exit lets its socket end instead.
+    if (this.#options.gracefulClose) this.#client.close();
   }
 
   /** Flushes for up to 10 s and closes. */
