@@ -80,9 +80,17 @@ if (import.meta.main) {
     ].join("\n"),
   );
 
-  say("Run 1: every image in parallel; the first blob request stalls after 256 KiB");
+  say(
+    "Run 1: every image in parallel; the first blob request stalls after 256 KiB and is cut " +
+      "after 3 s without bytes (or 5 s without any visible progress)",
+  );
   stack.proxy.setFaults({ stall: { count: 1, afterBytes: 256 << 10 } });
-  await fetchOnce(stack.containerd.socket, list, ["--initial-pull-attempt-timeout", "5s"]);
+  await fetchOnce(stack.containerd.socket, list, [
+    "--initial-pull-attempt-timeout",
+    "5s",
+    "--stall-timeout",
+    "3s",
+  ]);
 
   say(
     "Run 2: pinned images already on the node are not pulled again (latest is, as in Kubernetes)",
