@@ -24,6 +24,13 @@ export interface StartContainerdOptions {
    * @default {"/tmp"}
    */
   parentDir?: string;
+  /**
+   * More plugins to leave out, e.g. `io.containerd.grpc.v1.content` for a runtime whose socket
+   * serves CRI but not containerd's content service.
+   *
+   * @default {[]}
+   */
+  disabledPlugins?: string[];
 }
 
 /** A running containerd; stop it with `stop()` or `await using` (which also removes its files). */
@@ -119,7 +126,10 @@ export async function startContainerd(options: StartContainerdOptions): Promise<
   };
 
   try {
-    await Deno.writeTextFile(configPath, containerdConfig(dir, socket, root));
+    await Deno.writeTextFile(
+      configPath,
+      containerdConfig(dir, socket, root, options.disabledPlugins ?? []),
+    );
     for (const host of options.registryHosts) await addRegistryHost(host);
     await start();
   } catch (error) {
@@ -161,7 +171,12 @@ function runCtr(ctr: string, socket: string, args: string[]): Promise<Deno.Comma
   }).output();
 }
 
-function containerdConfig(dir: string, socket: string, root: string): string {
+function containerdConfig(
+  dir: string,
+  socket: string,
+  root: string,
+  disabledPlugins: string[],
+): string {
   const q = JSON.stringify;
   return `version = 2
 root = ${q(root)}
@@ -172,7 +187,7 @@ disabled_plugins = [
   "io.containerd.snapshotter.v1.btrfs",
   "io.containerd.snapshotter.v1.devmapper",
   "io.containerd.snapshotter.v1.zfs",
-]
+${disabledPlugins.map((plugin) => `  ${q(plugin)},\n`).join("")}]
 
 [grpc]
   address = ${q(socket)}
