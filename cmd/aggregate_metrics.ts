@@ -8,7 +8,8 @@ import { parseArgs } from "node:util";
 import { ExitCode, InvalidInputError } from "../lib/exit_codes.ts";
 import { type LogFormat, Logger } from "../lib/log.ts";
 import { MetricsServerStartError, startMetricsServer } from "../lib/metrics_server.ts";
-import { MetricsStore } from "../lib/metrics_store.ts";
+import { MetricsStore, StoreFullError } from "../lib/metrics_store.ts";
+import { JournalError, MetricsJournal } from "../lib/metrics_journal.ts";
 
 interface FlagSpec {
   type: "string" | "boolean";
@@ -36,6 +37,12 @@ export const AGGREGATE_METRICS_FLAGS = {
     default: "1000000",
     value: "n",
     help: "The most attempts kept in memory (about 600 B each); more are refused.",
+  },
+  "state-file": {
+    type: "string",
+    value: "path",
+    help: "Also write accepted attempts to this file and read them back at start, so a restart " +
+      "loses nothing (in a pod: a file on an emptyDir volume).",
   },
   "token-file": {
     type: "string",
@@ -87,6 +94,7 @@ export type AggregateMetricsInvocation =
     httpPort: number;
     maxResults: number;
     tokenFile?: string;
+    stateFile?: string;
     logFormat: LogFormat;
     debug: boolean;
   }
@@ -128,6 +136,7 @@ export function parseAggregateMetricsArgs(args: string[]): AggregateMetricsInvoc
     httpPort: whole("http-port", 0, 65535),
     maxResults: whole("max-results", 1, 100_000_000),
     tokenFile: str("token-file"),
+    stateFile: str("state-file"),
     logFormat,
     debug: v.debug ?? false,
   };
@@ -174,6 +183,38 @@ export async function main(args: string[]): Promise<never> {
   }
   const logger = new Logger({ format: invocation.logFormat, debug: invocation.debug });
   const store = new MetricsStore({ maxResults: invocation.maxResults });
+  let journal: MetricsJournal | undefined;
+  if (invocation.stateFile) {
+    try {
+      const opened = await MetricsJournal.open(invocation.stateFile);
+      journal = opened.journal;
+      let restored = 0;
+      for (const result of opened.results) {
+        try {
+          if (store.add(result) === "added") restored++;
+        } catch (error) {
+          if (!(error instanceof StoreFullError)) throw error;
+          logger.warn(
+            "the state file holds more attempts than --max-results; the rest are left out",
+            {
+              file: invocation.stateFile,
+              max_results: invocation.maxResults,
+            },
+          );
+          break;
+        }
+      }
+      logger.info("restored attempts from the state file", {
+        file: invocation.stateFile,
+        restored,
+        skipped_lines: opened.skipped || undefined,
+      });
+    } catch (error) {
+      if (!(error instanceof JournalError)) throw error;
+      logger.error(error.message);
+      Deno.exit(ExitCode.InvalidInput);
+    }
+  }
   let server;
   try {
     server = await startMetricsServer({
@@ -182,6 +223,7 @@ export async function main(args: string[]): Promise<never> {
       grpcPort: invocation.grpcPort,
       httpPort: invocation.httpPort,
       token,
+      journal,
     });
   } catch (error) {
     if (!(error instanceof MetricsServerStartError)) throw error;

@@ -16,6 +16,7 @@ import { renderHtmlReport } from "./html_report.ts";
 import type { Logger } from "./log.ts";
 import {
   InvalidResultError,
+  type MetricsResult,
   resultFromWire,
   resultToJson,
   type WireResult,
@@ -76,6 +77,11 @@ export interface MetricsServerOptions {
    * @default {5}
    */
   reportRefreshSeconds?: number;
+  /**
+   * Where accepted attempts are also written, before their stream is acknowledged, so that a
+   * restarted server has them (see `lib/metrics_journal.ts`). In-progress snapshots are not.
+   */
+  journal?: { append(results: readonly MetricsResult[]): void };
 }
 
 /** A running server. */
@@ -179,9 +185,25 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
       trailer.set(ACCEPTS_METADATA_KEY, ACCEPTS_IN_PROGRESS);
       let done = false;
       let received = 0, added = 0;
+      // Accepted attempts not yet in the journal: written before the stream is answered, and
+      // when it breaks (the client sends them again, and the store then calls them duplicates).
+      let unjournaled: MetricsResult[] = [];
+      const journal = () => {
+        if (!options.journal || unjournaled.length === 0) return;
+        try {
+          options.journal.append(unjournaled);
+        } catch (error) {
+          warnOnce("journal", "could not write accepted attempts to the state file", {
+            peer,
+            error: (error as Error).message,
+          });
+        }
+        unjournaled = [];
+      };
       const finish = (error: Partial<grpc.StatusObject> | null) => {
         if (done) return;
         done = true;
+        journal();
         call.removeAllListeners("data");
         if (error) callback({ ...error, metadata: trailer } as grpc.ServiceError, null);
         else callback(null, {}, trailer);
@@ -206,7 +228,10 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
         }
         try {
           const result = resultFromWire(message as Partial<WireResult>, (t) => store.intern(t));
-          if (store.add(result) === "added") added++;
+          if (store.add(result) === "added") {
+            added++;
+            if (result.outcome !== "in-progress") unjournaled.push(result);
+          }
         } catch (error) {
           if (error instanceof InvalidResultError) {
             warnOnce(error.kind, "rejected an invalid result", { peer, error: error.message });
@@ -229,6 +254,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
       });
       call.on("error", (error) => {
         logger.debug("stream broke", { peer, received, added, error: error.message });
+        journal();
         done = true;
       });
     },

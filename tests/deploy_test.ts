@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { parseAllDocuments } from "yaml";
 import { FETCH_FLAGS, parseFetchArgs } from "../cmd/fetch.ts";
+import { parseAggregateMetricsArgs } from "../cmd/aggregate_metrics.ts";
 import denoConfig from "../deno.json" with { type: "json" };
 import {
   DEFAULT_IMAGE_REPO,
@@ -292,7 +293,10 @@ Deno.test("every container runs with least privilege and honest resources", () =
           const limit = quantity(container.resources.limits[resource]);
           assert.ok(request > 0 && request <= limit, `${where} ${resource}`);
         }
-        assert.ok(quantity(container.resources.limits.memory) <= 256 * 2 ** 20, where);
+        // The aggregator keeps every attempt in memory (bench/aggregator.ts: 390 MiB for
+        // 5,000 nodes x 100 images); the node-side containers stay small.
+        const maxMemory = container.name === "aggregate-metrics" ? 2 ** 30 : 256 * 2 ** 20;
+        assert.ok(quantity(container.resources.limits.memory) <= maxMemory, where);
       }
     }
   }
@@ -405,13 +409,18 @@ Deno.test("metrics: the Service selects the aggregator and fetch reports to it",
     const dsLabels = find(objects, "DaemonSet").spec.template.metadata.labels;
     assert.ok(Object.entries(service.spec.selector).some(([k, v]) => dsLabels[k] !== v));
     const container = deployment.spec.template.spec.containers[0];
-    assert.deepEqual(container.args, [
-      "aggregate-metrics",
-      "--grpc-port",
-      "8443",
-      "--http-port",
-      "8080",
-    ]);
+    // The real parser of aggregate-metrics reads the container's arguments.
+    assert.equal(container.args[0], "aggregate-metrics");
+    const parsed = parseAggregateMetricsArgs(container.args.slice(1));
+    assert.ok(parsed.kind === "run");
+    assert.deepEqual([parsed.grpcPort, parsed.httpPort], [8443, 8080]);
+    // Its state file is on the pod's emptyDir, so attempts survive a crash of the container.
+    const mount = container.volumeMounts.find((m: Json) =>
+      parsed.stateFile?.startsWith(m.mountPath + "/")
+    );
+    assert.ok(mount, `no volume holds ${parsed.stateFile}`);
+    const volume = deployment.spec.template.spec.volumes.find((v: Json) => v.name === mount.name);
+    assert.ok(volume?.emptyDir, "the state file's volume is an emptyDir");
     for (const port of service.spec.ports) {
       const target = container.ports.find((p: Json) => p.name === port.targetPort);
       assert.ok(target, `no container port ${port.targetPort}`);

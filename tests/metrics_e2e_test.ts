@@ -89,6 +89,39 @@ Deno.test("two nodes' submitters deliver every attempt, once, across a server re
   }
 });
 
+Deno.test("with --state-file, a server killed and started again still has every attempt", async () => {
+  const dir = await Deno.makeTempDir();
+  const args = ["--state-file", `${dir}/results.ndjson`];
+  try {
+    const first = await startMetricsServerProcess({ args });
+    // A node that finished: it delivered everything, then went away for good.
+    const submitter = new MetricsSubmitter({
+      endpoint: `127.0.0.1:${first.grpcPort}`,
+      logger: quiet,
+      batchSize: 7,
+      gracefulClose: false,
+    });
+    for (let i = 0; i < 20; i++) submitter.submit(attempt("finished-node", i));
+    const delivery = await submitter.flush(10_000);
+    assert.deepEqual([delivery.delivered, delivery.undelivered], [20, 0]);
+    // As a crash would: no chance to save anything at the end.
+    await first.stop("SIGKILL");
+
+    await using second = await startMetricsServerProcess({ args });
+    const results = await getJson<MetricsResultJson[]>(`${second.url}/metrics`);
+    assert.deepEqual(
+      results.map((r) => r.attempt_id).sort(),
+      Array.from({ length: 20 }, (_, i) => `finished-node-${i}`).sort(),
+    );
+    assert.match(
+      second.stderr(),
+      /restored attempts from the state file.*restored=20|"restored":20/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("SIGTERM stops the server gracefully with status 0", async () => {
   const server = await startMetricsServerProcess();
   const status = await server.stop("SIGTERM");
