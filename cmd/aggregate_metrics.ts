@@ -82,7 +82,8 @@ export function aggregateMetricsHelp(): string {
     ...rows,
     "",
     "Exit status: 0 after SIGTERM or SIGINT (streams in progress get 5s to finish); 2 for a bad",
-    "flag or an unreadable --token-file; 1 when a port cannot be listened on.",
+    "flag, an unreadable --token-file or an unusable --state-file; 1 when a port cannot be",
+    "listened on.",
   ].join("\n");
 }
 
