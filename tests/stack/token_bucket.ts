@@ -4,6 +4,9 @@
  * @module
  */
 
+/** The smallest grant worth waking a writer for, unless it asks for less. */
+const MIN_GRANT_BYTES = 16 * 1024;
+
 /** Options for {@linkcode TokenBucket}. */
 export interface TokenBucketOptions {
   /** Refill granularity in milliseconds; the bucket holds at most one tick of tokens. @default {50} */
@@ -54,26 +57,36 @@ export class TokenBucket {
   }
 
   /**
-   * Waits until at least one byte of budget is available, then takes and returns up to `max`.
+   * Waits until a worthwhile budget is available (`max`, or 16 KiB, or one tick's worth of
+   * bytes, whichever is least), then takes and returns up to `max`. Granting less would make
+   * writers spin on tiny grants and burn the CPU the benchmarks measure.
    * Returns 0 without waiting if `max` is 0, or once `signal` is aborted.
    */
   async take(max: number, signal?: AbortSignal): Promise<number> {
     while (max > 0 && !signal?.aborted) {
       this.#refill();
-      if (this.#tokens >= 1) {
+      const worthwhile = Math.max(1, Math.min(max, MIN_GRANT_BYTES, this.#capacity()));
+      if (this.#tokens >= worthwhile) {
         const granted = Math.min(max, Math.floor(this.#tokens));
         this.#tokens -= granted;
         return granted;
       }
-      await this.#sleep(this.#tickMs);
+      const waitMs = ((worthwhile - this.#tokens) / this.#rate) * 1000;
+      await this.#sleep(Math.min(this.#tickMs, Math.max(1, Math.ceil(waitMs))));
     }
     return 0;
   }
 
+  #capacity(): number {
+    return Math.max(1, (this.#rate * this.#tickMs) / 1000);
+  }
+
   #refill(): void {
     const now = this.#now();
-    const capacity = Math.max(1, (this.#rate * this.#tickMs) / 1000);
-    this.#tokens = Math.min(capacity, this.#tokens + ((now - this.#last) * this.#rate) / 1000);
+    this.#tokens = Math.min(
+      this.#capacity(),
+      this.#tokens + ((now - this.#last) * this.#rate) / 1000,
+    );
     this.#last = now;
   }
 }
