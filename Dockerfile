@@ -14,15 +14,15 @@ ARG DENO_VERSION=2.9.6
 
 FROM denoland/deno:debian-${DENO_VERSION} AS build
 WORKDIR /src
-# Dependencies first, so a source change does not download them again.
+# Dependencies first, in a layer of their own, so a source change does not download them again.
+# --frozen: fail if deno.lock does not match, rather than build with other versions.
 COPY deno.json deno.lock ./
+RUN deno install --frozen
 COPY main.ts ./
 COPY cmd/ cmd/
 COPY lib/ lib/
 COPY proto/ proto/
-# --frozen: fail if deno.lock does not match, rather than build with other versions.
-RUN deno install --frozen --entrypoint main.ts \
- && deno task compile \
+RUN deno task compile \
  && ./image-prefetcher --version
 
 # Runtime stage: glibc (deno compile binaries need it) and nothing else: no shell, no package
