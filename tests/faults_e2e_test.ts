@@ -394,6 +394,28 @@ Deno.test({
       );
 
       await t.step(
+        "containerd stopped gracefully mid-pull (it says GOAWAY) and restarted: fetch carries on",
+        timed("containerd-graceful", async () => {
+          const images = await Promise.all([1, 2].map((i) => push(`faults/restart-${i}`, 4 * MiB)));
+          const refs = images.map((i) => i.reference(stack.proxy.host));
+          stack.proxy.setFaults({ bandwidthBytesPerSecond: 3 * MiB });
+          const running = spawnFetch("faults-containerd-graceful", refs);
+          assert.ok(
+            await waitUntil(() => stack.proxy.bytesServed > 2 * MiB, { timeoutMs: 20_000 }),
+            "the pulls did not get going",
+          );
+          // SIGTERM: containerd closes its gRPC connections with a GOAWAY, which Deno's HTTP/2
+          // client must survive (denoland/deno#36788 is an abort on exactly such a frame).
+          await stack.containerd.stop();
+          await sleep(1_000);
+          await stack.containerd.restart();
+          const run = await running.finished;
+          assert.equal(run.code, 0, describe(run));
+          await assertAccounted(stack, server, run, "faults-containerd-graceful", { images: refs });
+        }),
+      );
+
+      await t.step(
         "the metrics server killed mid-run and restarted gets every attempt once",
         timed("metrics", async () => {
           const images = await Promise.all([1, 2, 3].map((i) => push(`faults/metrics-${i}`, MiB)));
