@@ -5,6 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { readTokenFile } from "../lib/token_file.ts";
 import { ExitCode, InvalidInputError } from "../lib/exit_codes.ts";
 import { type LogFormat, Logger } from "../lib/log.ts";
 import { MetricsServerStartError, startMetricsServer } from "../lib/metrics_server.ts";
@@ -143,27 +144,6 @@ export function parseAggregateMetricsArgs(args: string[]): AggregateMetricsInvoc
   };
 }
 
-async function readToken(path: string): Promise<string> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    throw new InvalidInputError(
-      `Cannot read --token-file ${path} (${(error as Error).message}); point it at a readable ` +
-        "file holding the token, or leave it out to serve without one.",
-    );
-  }
-  const token = text.trim();
-  if (!token || /\s/.test(token)) {
-    throw new InvalidInputError(
-      `--token-file ${path} must hold one token without spaces; it holds ${
-        token ? "several words" : "nothing"
-      }.`,
-    );
-  }
-  return token;
-}
-
 /** Runs the server until SIGTERM or SIGINT, then exits 0. */
 export async function main(args: string[]): Promise<never> {
   let invocation: AggregateMetricsInvocation;
@@ -171,7 +151,7 @@ export async function main(args: string[]): Promise<never> {
   try {
     invocation = parseAggregateMetricsArgs(args);
     if (invocation.kind === "run" && invocation.tokenFile) {
-      token = await readToken(invocation.tokenFile);
+      token = await readTokenFile(invocation.tokenFile, "--token-file");
     }
   } catch (error) {
     if (!(error instanceof InvalidInputError)) throw error;

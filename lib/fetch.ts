@@ -27,6 +27,7 @@ import { describeError, pullImages, type PullPolicy, type PullTarget } from "./p
 import type { RetryScheduleOptions } from "./retry_schedule.ts";
 import { formatSummaryText, summarize } from "./summary.ts";
 import { logPullEvent } from "./pull_log.ts";
+import { readTokenFile } from "./token_file.ts";
 import { ProgressMonitor } from "./progress_monitor.ts";
 import { metricsReporter } from "./metrics_events.ts";
 import { MetricsSubmitter } from "./metrics_submitter.ts";
@@ -105,7 +106,9 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
     const dockerConfig = config.dockerConfig
       ? await loadDockerConfig(config.dockerConfig)
       : undefined;
-    const token = config.metricsTokenFile ? await readToken(config.metricsTokenFile) : undefined;
+    const token = config.metricsTokenFile
+      ? await readTokenFile(config.metricsTokenFile, "--metrics-token-file")
+      : undefined;
     using runtime = new CriClient(config.criSocket);
     const version = await waitForRuntime(runtime, config, clock, context);
     using progress = await watchProgress(config, clock, logger);
@@ -256,21 +259,6 @@ async function readImageListFile(
       await clock.sleep(Math.min(500, Math.max(0, deadline - clock.now())), signal);
     }
   }
-}
-
-async function readToken(path: string): Promise<string> {
-  try {
-    const token = (await Deno.readTextFile(path)).trim();
-    if (token) return token;
-  } catch (error) {
-    throw new InvalidInputError(
-      `Cannot read the metrics token file ${path} (${describeError(error)}); ` +
-        "point --metrics-token-file at a file holding the server's bearer token.",
-    );
-  }
-  throw new InvalidInputError(
-    `The metrics token file ${path} is empty; put the server's bearer token in it.`,
-  );
 }
 
 async function loadDockerConfig(path: string): Promise<DockerConfig> {
