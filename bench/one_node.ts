@@ -35,7 +35,7 @@ import {
   startFaultProxy,
   startRegistry,
 } from "../tests/stack/stack.ts";
-import { spawnProgram } from "../tests/prefetcher_process.ts";
+import { jsonFetchArgs, spawnProgram } from "../tests/prefetcher_process.ts";
 import { busyFraction, sampleCpu } from "./cpu_load.ts";
 import { pushImageSet } from "./image_set.ts";
 import { cpuTimes, findPid } from "./process_cpu.ts";
@@ -136,11 +136,7 @@ async function ctrSequential(containerd: Containerd): Promise<Partial<Measuremen
 function fetchWith(flags: string[], expect: "pulled" | "present") {
   return async (containerd: Containerd): Promise<Partial<Measurement>> => {
     const program = spawnProgram([
-      "fetch",
-      "--cri-socket",
-      containerd.socket,
-      "--log-format",
-      "json",
+      ...jsonFetchArgs(containerd.socket),
       ...flags,
       ...references,
     ]);

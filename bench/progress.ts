@@ -17,7 +17,7 @@
 import { ContainerdProgressSource } from "../lib/pull_progress.ts";
 import { CriClient } from "../lib/cri.ts";
 import { type Stack, startStack } from "../tests/stack/stack.ts";
-import { runProgram } from "../tests/prefetcher_process.ts";
+import { jsonFetchArgs, runProgram } from "../tests/prefetcher_process.ts";
 
 const MiB = 1 << 20;
 
@@ -32,11 +32,7 @@ async function fetchOnce(stack: Stack, image: string, args: string[]): Promise<O
   stack.proxy.resetCounters();
   const started = performance.now();
   const run = await runProgram([
-    "fetch",
-    "--cri-socket",
-    stack.containerd.socket,
-    "--log-format",
-    "json",
+    ...jsonFetchArgs(stack.containerd.socket),
     ...args,
     image,
   ]);
@@ -150,11 +146,7 @@ const sampler = (async () => {
   }
 })();
 const healthy = await runProgram([
-  "fetch",
-  "--cri-socket",
-  stack.containerd.socket,
-  "--log-format",
-  "json",
+  ...jsonFetchArgs(stack.containerd.socket),
   ...images,
 ]);
 sampling = false;

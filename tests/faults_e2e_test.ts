@@ -10,7 +10,12 @@ import { CriClient } from "../lib/cri.ts";
 import type { MetricsResultJson } from "../lib/metrics_result.ts";
 import type { MetricsSummary } from "../lib/metrics_store.ts";
 import { type MetricsServerProcess, startMetricsServerProcess } from "./metrics_server_process.ts";
-import { type ProgramRun, type RunningProgram, spawnProgram } from "./prefetcher_process.ts";
+import {
+  jsonFetchArgs,
+  type ProgramRun,
+  type RunningProgram,
+  spawnProgram,
+} from "./prefetcher_process.ts";
 import { freePort } from "./stack/free_port.ts";
 import { type PushedImage, type Stack, startStack } from "./stack/stack.ts";
 import { waitUntil } from "./stack/wait_until.ts";
@@ -248,11 +253,7 @@ Deno.test({
 
     const spawnFetch = (node: string, refs: string[], extra: string[] = []): RunningProgram =>
       spawnProgram([
-        "fetch",
-        "--cri-socket",
-        stack.containerd.socket,
-        "--log-format",
-        "json",
+        ...jsonFetchArgs(stack.containerd.socket),
         "--node-name",
         node,
         "--metrics-endpoint",

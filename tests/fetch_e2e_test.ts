@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { CriClient } from "../lib/cri.ts";
 import { type PushedImage, type Stack, startStack } from "./stack/stack.ts";
-import { type ProgramRun, runProgram, spawnProgram } from "./prefetcher_process.ts";
+import { jsonFetchArgs, type ProgramRun, runProgram, spawnProgram } from "./prefetcher_process.ts";
 
 /** Runs `fetch` against the stack's containerd with JSON logs and short, test-sized timings. */
 function fetchOn(stack: Stack, args: string[]): Promise<ProgramRun> {
@@ -14,11 +14,7 @@ function fetchOn(stack: Stack, args: string[]): Promise<ProgramRun> {
 
 function fetchArgs(stack: Stack, args: string[]): string[] {
   return [
-    "fetch",
-    "--cri-socket",
-    stack.containerd.socket,
-    "--log-format",
-    "json",
+    ...jsonFetchArgs(stack.containerd.socket),
     "--node-name",
     "test-node",
     ...args,

@@ -9,7 +9,7 @@ import type { MetricsResult, MetricsResultJson } from "../lib/metrics_result.ts"
 import type { MetricsSummary } from "../lib/metrics_store.ts";
 import { MetricsSubmitter } from "../lib/metrics_submitter.ts";
 import { startMetricsServerProcess } from "./metrics_server_process.ts";
-import { spawnProgram } from "./prefetcher_process.ts";
+import { jsonFetchArgs, spawnProgram } from "./prefetcher_process.ts";
 import { ensureDebianPackages } from "./stack/packages.ts";
 import { startStack } from "./stack/stack.ts";
 import { waitUntil } from "./stack/wait_until.ts";
@@ -150,11 +150,7 @@ Deno.test({
     try {
       const fetches = ["node-1", "node-2"].map((node) =>
         spawnProgram([
-          "fetch",
-          "--cri-socket",
-          stack.containerd.socket,
-          "--log-format",
-          "json",
+          ...jsonFetchArgs(stack.containerd.socket),
           "--node-name",
           node,
           "--metrics-endpoint",

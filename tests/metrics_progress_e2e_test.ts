@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import type { MetricsResultJson } from "../lib/metrics_result.ts";
 import type { MetricsSummary, NodeDownload } from "../lib/metrics_store.ts";
 import { startMetricsServerProcess } from "./metrics_server_process.ts";
-import { spawnProgram } from "./prefetcher_process.ts";
+import { jsonFetchArgs, spawnProgram } from "./prefetcher_process.ts";
 import { startStack } from "./stack/stack.ts";
 
 const MiB = 1 << 20;
@@ -32,11 +32,7 @@ Deno.test("a pull in progress shows in /summary, the report and Prometheus, then
   stack.proxy.setFaults({ bandwidthBytesPerSecond: MiB });
   await using server = await startMetricsServerProcess();
   const run = spawnProgram([
-    "fetch",
-    "--cri-socket",
-    stack.containerd.socket,
-    "--log-format",
-    "json",
+    ...jsonFetchArgs(stack.containerd.socket),
     "--node-name",
     NODE,
     "--metrics-endpoint",

@@ -87,3 +87,11 @@ function parseJsonLines(text: string): Record<string, unknown>[] {
     }
   });
 }
+
+/**
+ * The arguments of `image-prefetcher fetch` against the CRI socket `socket`, with JSON logs (so
+ * that {@linkcode ProgramRun} has `events` and `summary`), then `args`.
+ */
+export function jsonFetchArgs(socket: string, ...args: string[]): string[] {
+  return ["fetch", "--cri-socket", socket, "--log-format", "json", ...args];
+}

@@ -4,15 +4,11 @@
  */
 import assert from "node:assert/strict";
 import { type Stack, startContainerd, startStack } from "./stack/stack.ts";
-import { type ProgramRun, runProgram } from "./prefetcher_process.ts";
+import { jsonFetchArgs, type ProgramRun, runProgram } from "./prefetcher_process.ts";
 
 function fetchOn(stack: Stack, args: string[]): Promise<ProgramRun> {
   return runProgram([
-    "fetch",
-    "--cri-socket",
-    stack.containerd.socket,
-    "--log-format",
-    "json",
+    ...jsonFetchArgs(stack.containerd.socket),
     ...args,
   ]);
 }
@@ -138,11 +134,7 @@ Deno.test("on a socket without containerd's content service, fetch says so once 
   const image = await stack.pushImage({ repository: "nocontent/app", tag: "v1", layerBytes: MiB });
   stack.proxy.setFaults({ stall: { count: 1, afterBytes: 256 << 10 } });
   const run = await runProgram([
-    "fetch",
-    "--cri-socket",
-    runtime.socket,
-    "--log-format",
-    "json",
+    ...jsonFetchArgs(runtime.socket),
     "--initial-pull-attempt-timeout",
     "2s",
     "--initial-pull-attempt-delay",
