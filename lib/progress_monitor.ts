@@ -100,6 +100,7 @@ export class ProgressMonitor {
   readonly #watches = new Set<WatchState>();
   #loop?: AbortController;
   #reportedError = false;
+  #awaitingBaseline: WatchState[] = [];
   /** Per tick: its time and how many bytes each watched image grew since the previous tick. */
   #nodeHistory: Array<[number, Map<string, number>]> = [];
 
@@ -134,12 +135,7 @@ export class ProgressMonitor {
     };
     this.#watches.add(state);
     if (!this.#loop) this.#start();
-    // What is stored before this attempt's first bytes arrive; the loop's first sample may come
-    // a whole interval later.
-    this.#options.source.sample([image]).then(
-      (samples) => state.baseline ??= samples.get(image) ?? EMPTY,
-      () => {},
-    );
+    this.#sampleBaseline(state);
     return {
       progress: () => progressOf(state),
       stop: () => {
@@ -151,6 +147,23 @@ export class ProgressMonitor {
         }
       },
     };
+  }
+
+  /**
+   * Records what is stored before an attempt's first bytes arrive (the loop's first sample may
+   * come a whole interval later). Attempts that start together share one sample.
+   */
+  #sampleBaseline(state: WatchState): void {
+    this.#awaitingBaseline.push(state);
+    if (this.#awaitingBaseline.length > 1) return;
+    setTimeout(() => {
+      const states = this.#awaitingBaseline;
+      this.#awaitingBaseline = [];
+      const images = [...new Set(states.map((s) => s.image))];
+      this.#options.source.sample(images).then((samples) => {
+        for (const s of states) s.baseline ??= samples.get(s.image) ?? EMPTY;
+      }, () => {});
+    }, 0);
   }
 
   #start(): void {

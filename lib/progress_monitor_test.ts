@@ -203,3 +203,19 @@ Deno.test("a download that never shows a byte is cut at its wall-clock timeout",
   assert.match(failed.error!, /timed out after 30s without progress/);
   assert.ok(failed.durationMs <= 31_000, `${failed.durationMs}`);
 });
+
+Deno.test("attempts that start together share one baseline sample", async () => {
+  const calls: string[][] = [];
+  const source: ProgressSource = {
+    sample: (images) => {
+      calls.push(images);
+      return Promise.resolve(new Map());
+    },
+  };
+  const clock = new FakeClock();
+  const monitor = new ProgressMonitor({ source, stallTimeoutMs: 10_000, clock });
+  const watches = ["a", "b", "c", "a"].map((image) => monitor.watch(image, 30_000, () => {}));
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(calls, [["a", "b", "c"]]);
+  for (const watch of watches) watch.stop();
+});
