@@ -275,6 +275,7 @@ async function pullOne(target: PullTarget, run: Run): Promise<ImageResult> {
     });
     let imageRef: string | undefined;
     let error: unknown;
+    // Assigned by a callback, which TypeScript cannot see: keep it from narrowing to undefined.
     let progress = undefined as AttemptProgress | undefined;
     try {
       imageRef = await attemptPull(
