@@ -1,17 +1,20 @@
+/**
+ * The submitter against real servers. Each server runs in a process of its own and is stopped
+ * with SIGKILL, and the submitters end their connections without a GOAWAY: an HTTP/2 GOAWAY
+ * received by a Deno process can abort it (denoland/deno#36788), and here that process would be
+ * the test runner.
+ */
 import assert from "node:assert/strict";
-import * as grpc from "@grpc/grpc-js";
 import { freePort } from "../tests/stack/free_port.ts";
 import { waitUntil } from "../tests/stack/wait_until.ts";
-import { Logger } from "./log.ts";
-import type { MetricsResult } from "./metrics_result.ts";
 import {
-  type MetricsServer,
-  MetricsService,
-  SERVER_ID_METADATA_KEY,
-  startMetricsServer,
-} from "./metrics_server.ts";
-import { MetricsStore } from "./metrics_store.ts";
-import { MetricsSubmitter } from "./metrics_submitter.ts";
+  type MetricsServerProcess,
+  startMetricsServerProcess,
+} from "../tests/metrics_server_process.ts";
+import { Logger } from "./log.ts";
+import type { MetricsResult, MetricsResultJson } from "./metrics_result.ts";
+import type { MetricsSummary } from "./metrics_store.ts";
+import { MetricsSubmitter, type MetricsSubmitterOptions } from "./metrics_submitter.ts";
 
 const quiet = new Logger({ write: () => {} });
 
@@ -28,29 +31,38 @@ function sample(index: number, extra: Partial<MetricsResult> = {}): MetricsResul
   };
 }
 
-async function serve(grpcPort: number, store = new MetricsStore()): Promise<MetricsServer> {
-  return await startMetricsServer({
-    store,
+function submitterFor(
+  port: number,
+  options: Partial<MetricsSubmitterOptions> = {},
+): MetricsSubmitter {
+  return new MetricsSubmitter({
+    endpoint: `127.0.0.1:${port}`,
     logger: quiet,
-    grpcPort,
-    httpPort: 0,
-    hostname: "127.0.0.1",
+    gracefulClose: false,
+    ...options,
   });
 }
 
+async function storedIds(server: MetricsServerProcess): Promise<string[]> {
+  const response = await fetch(`${server.url}/metrics`);
+  const results = await response.json() as MetricsResultJson[];
+  return results.map((r) => `${r.attempt_id} ${r.outcome}`).sort();
+}
+
+async function summaryOf(server: MetricsServerProcess): Promise<MetricsSummary> {
+  const response = await fetch(`${server.url}/summary`);
+  return await response.json() as MetricsSummary;
+}
+
+const ids = (from: number, to: number, outcome = "pulled") =>
+  Array.from({ length: to - from + 1 }, (_, i) => `attempt-${from + i} ${outcome}`).sort();
+
 Deno.test("results are delivered as they come and acknowledged by batch", async () => {
-  const port = freePort();
-  const store = new MetricsStore();
-  await using _ = await serve(port, store);
-  const submitter = new MetricsSubmitter({
-    endpoint: `127.0.0.1:${port}`,
-    logger: quiet,
-    batchSize: 3,
-    batchWindowMs: 5_000,
-  });
+  await using server = await startMetricsServerProcess();
+  const submitter = submitterFor(server.grpcPort, { batchSize: 3, batchWindowMs: 5_000 });
   submitter.submit(sample(1));
   // The server sees a result as soon as it is written, before its stream is acknowledged.
-  assert.ok(await waitUntil(() => store.size === 1, { timeoutMs: 5_000 }));
+  assert.ok(await waitUntil(async () => (await storedIds(server)).length === 1));
   for (let i = 2; i <= 10; i++) submitter.submit(sample(i));
   assert.deepEqual(await submitter.flush(5_000), {
     delivered: 10,
@@ -58,14 +70,12 @@ Deno.test("results are delivered as they come and acknowledged by batch", async 
     dropped: 0,
     rejected: 0,
   });
-  assert.equal(store.size, 10);
+  assert.deepEqual(await storedIds(server), ids(1, 10));
 });
 
 Deno.test("while the server is away, results wait and are delivered when it comes", async () => {
   const port = freePort();
-  const submitter = new MetricsSubmitter({
-    endpoint: `127.0.0.1:${port}`,
-    logger: quiet,
+  const submitter = submitterFor(port, {
     batchWindowMs: 50,
     initialBackoffMs: 50,
     maxBackoffMs: 200,
@@ -75,20 +85,16 @@ Deno.test("while the server is away, results wait and are delivered when it come
   assert.ok(Date.now() - started < 50, "submit does not wait for the server");
   await new Promise((resolve) => setTimeout(resolve, 500));
   assert.equal(submitter.report.undelivered, 20);
-  const store = new MetricsStore();
-  await using _ = await serve(port, store);
+  await using server = await startMetricsServerProcess({ grpcPort: port });
   const report = await submitter.flush(10_000);
   assert.deepEqual([report.delivered, report.undelivered], [20, 0]);
-  assert.equal(store.size, 20);
+  assert.deepEqual(await storedIds(server), ids(1, 20));
 });
 
 Deno.test("a restarted server gets every result again, each once", async () => {
   const port = freePort();
-  let store = new MetricsStore();
-  let server = await serve(port, store);
-  const submitter = new MetricsSubmitter({
-    endpoint: `127.0.0.1:${port}`,
-    logger: quiet,
+  let server = await startMetricsServerProcess({ grpcPort: port });
+  const submitter = submitterFor(port, {
     batchWindowMs: 50,
     initialBackoffMs: 50,
     maxBackoffMs: 200,
@@ -96,34 +102,23 @@ Deno.test("a restarted server gets every result again, each once", async () => {
   try {
     for (let i = 1; i <= 5; i++) submitter.submit(sample(i));
     assert.ok(await waitUntil(() => submitter.report.delivered === 5, { timeoutMs: 5_000 }));
-    await server.shutdown(100);
+    await server.stop("SIGKILL");
     for (let i = 6; i <= 8; i++) submitter.submit(sample(i));
     await new Promise((resolve) => setTimeout(resolve, 300));
-    store = new MetricsStore();
-    server = await serve(port, store);
+    server = await startMetricsServerProcess({ grpcPort: port });
     submitter.submit(sample(9));
     const report = await submitter.flush(10_000);
     assert.deepEqual([report.delivered, report.undelivered], [9, 0]);
-    assert.deepEqual(
-      [...store.results()].map((r) => r.attemptId).sort(),
-      Array.from({ length: 9 }, (_, i) => `attempt-${i + 1}`).sort(),
-    );
+    assert.deepEqual(await storedIds(server), ids(1, 9));
   } finally {
     submitter.close();
-    await server.shutdown(100);
+    await server.stop("SIGKILL");
   }
 });
 
 Deno.test("a result the server refuses is given up alone; the others get through", async () => {
-  const port = freePort();
-  const store = new MetricsStore();
-  await using _ = await serve(port, store);
-  const submitter = new MetricsSubmitter({
-    endpoint: `127.0.0.1:${port}`,
-    logger: quiet,
-    batchWindowMs: 50,
-    initialBackoffMs: 10,
-  });
+  await using server = await startMetricsServerProcess();
+  const submitter = submitterFor(server.grpcPort, { batchWindowMs: 50, initialBackoffMs: 10 });
   submitter.submit(sample(1));
   submitter.submit(sample(2, { image: "" }));
   submitter.submit(sample(3));
@@ -133,15 +128,11 @@ Deno.test("a result the server refuses is given up alone; the others get through
     dropped: 0,
     rejected: 1,
   });
-  assert.equal(store.size, 2);
+  assert.deepEqual(await storedIds(server), ["attempt-1 pulled", "attempt-3 pulled"]);
 });
 
 Deno.test("a full buffer drops new results and says so", async () => {
-  const submitter = new MetricsSubmitter({
-    endpoint: `127.0.0.1:${freePort()}`,
-    logger: quiet,
-    maxBuffered: 3,
-  });
+  const submitter = submitterFor(freePort(), { maxBuffered: 3 });
   for (let i = 1; i <= 5; i++) submitter.submit(sample(i));
   const report = await submitter.flush(200);
   assert.deepEqual(report, { delivered: 0, undelivered: 5, dropped: 2, rejected: 0 });
@@ -152,21 +143,17 @@ function snapshot(index: number, durationMs: number): MetricsResult {
 }
 
 Deno.test("in-progress results reach a server that keeps them, the latest one per attempt", async () => {
-  const port = freePort();
-  const store = new MetricsStore();
-  await using _ = await serve(port, store);
-  const submitter = new MetricsSubmitter({
-    endpoint: `127.0.0.1:${port}`,
-    logger: quiet,
-    batchWindowMs: 50,
-  });
+  await using server = await startMetricsServerProcess();
+  const submitter = submitterFor(server.grpcPort, { batchWindowMs: 50 });
+  const downloading = async () => (await summaryOf(server)).downloading;
   submitter.submit(snapshot(1, 1_000));
   submitter.submit(snapshot(1, 2_000));
-  assert.ok(await waitUntil(() => store.inProgressCount === 1, { timeoutMs: 5_000 }));
+  assert.ok(await waitUntil(async () => (await downloading()).length === 1));
   submitter.submit(snapshot(1, 3_000));
   assert.ok(
-    await waitUntil(() => [...store.inProgress()][0]?.durationMs === 3_000, { timeoutMs: 5_000 }),
+    await waitUntil(async () => (await downloading())[0]?.received_bytes === 3_000_000),
   );
+  assert.equal((await downloading()).length, 1, "one snapshot per attempt, the latest");
   submitter.submit(sample(1, { durationMs: 4_000 }));
   assert.deepEqual(await submitter.flush(5_000), {
     delivered: 1,
@@ -174,57 +161,53 @@ Deno.test("in-progress results reach a server that keeps them, the latest one pe
     dropped: 0,
     rejected: 0,
   });
-  assert.equal(store.inProgressCount, 0);
-  assert.deepEqual([...store.results()].map((r) => [r.attemptId, r.outcome]), [
-    ["attempt-1", "pulled"],
-  ]);
+  assert.deepEqual(await downloading(), []);
+  assert.deepEqual(await storedIds(server), ["attempt-1 pulled"]);
 });
 
-/**
- * A server of ours from before `in-progress` results: it refuses their outcome as unknown, and
- * says nothing of them in its trailers, unless `claims` (a server that says it keeps them but
- * refuses them anyway, to drive the submitter's split-and-give-up path).
- */
+/** Starts `tests/old_metrics_server.ts` and collects what it stored and refused. */
 async function startOldServer(port: number, claims: boolean) {
+  const process = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("../tests/old_metrics_server.ts", import.meta.url).pathname,
+      String(port),
+      ...(claims ? ["claims"] : []),
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
   const stored = new Map<string, string>();
   let snapshots = 0;
-  const server = new grpc.Server();
-  server.addService(MetricsService.service, {
-    Submit: (
-      call: grpc.ServerReadableStream<Record<string, unknown>, unknown>,
-      callback: grpc.sendUnaryData<unknown>,
-    ) => {
-      const trailer = new grpc.Metadata();
-      trailer.set(SERVER_ID_METADATA_KEY, "old-server");
-      if (claims) trailer.set("x-metrics-accepts", "in-progress");
-      let done = false;
-      call.on("data", (message) => {
-        if (done) return;
-        if (message.outcome === "OUTCOME_IN_PROGRESS") {
-          snapshots++;
-          done = true;
-          callback({
-            code: grpc.status.INVALID_ARGUMENT,
-            details: `result ${message.attempt_id} has an unknown outcome 5`,
-            metadata: trailer,
-          } as grpc.ServiceError, null);
-          return;
-        }
-        stored.set(String(message.attempt_id), String(message.outcome));
-      });
-      call.on("end", () => {
-        if (!done) callback(null, {}, trailer);
-      });
-    },
-  });
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(
-      `127.0.0.1:${port}`,
-      grpc.ServerCredentials.createInsecure(),
-      (error) => error ? reject(error) : resolve(),
-    )
+  let listening = false;
+  const reading = (async () => {
+    let buffered = "";
+    for await (const chunk of process.stdout.pipeThrough(new TextDecoderStream())) {
+      buffered += chunk;
+      const lines = buffered.split("\n");
+      buffered = lines.pop()!;
+      for (const line of lines) {
+        const [word, id, outcome] = line.split(" ");
+        if (word === "listening") listening = true;
+        if (word === "snapshot") snapshots++;
+        if (word === "stored") stored.set(id, outcome);
+      }
+    }
+  })();
+  assert.ok(
+    await waitUntil(() => listening, { timeoutMs: 30_000 }),
+    "the old server did not start",
   );
-  return { stored, snapshots: () => snapshots, close: () => server.forceShutdown() };
+  return {
+    stored,
+    snapshots: () => snapshots,
+    close: async () => {
+      process.kill("SIGKILL");
+      await process.status;
+      await reading;
+    },
+  };
 }
 
 for (const claims of [false, true]) {
@@ -235,12 +218,7 @@ for (const claims of [false, true]) {
     async () => {
       const port = freePort();
       const old = await startOldServer(port, claims);
-      const submitter = new MetricsSubmitter({
-        endpoint: `127.0.0.1:${port}`,
-        logger: quiet,
-        batchWindowMs: 50,
-        initialBackoffMs: 10,
-      });
+      const submitter = submitterFor(port, { batchWindowMs: 50, initialBackoffMs: 10 });
       try {
         submitter.submit(sample(1));
         submitter.submit(snapshot(2, 1_000));
@@ -266,7 +244,7 @@ for (const claims of [false, true]) {
         else assert.equal(old.snapshots(), 0, "no snapshot was sent");
       } finally {
         submitter.close();
-        old.close();
+        await old.close();
       }
     },
   );
