@@ -14,14 +14,14 @@
  *
  * @module
  */
-import { DeployInputError } from "./lib/manifests/deploy_error.ts";
-import { deployHelp, parseDeployArgs } from "./lib/manifests/deploy_args.ts";
-import { renderManifests } from "./lib/manifests/manifests.ts";
-import { toYamlDocuments } from "./lib/manifests/yaml.ts";
+import { DeployInputError } from "./lib/deploy/deploy_error.ts";
+import { deployHelp, parseDeployArgs } from "./lib/deploy/deploy_args.ts";
+import { renderManifests } from "./lib/deploy/manifests.ts";
+import { toYamlDocuments } from "./lib/deploy/yaml.ts";
 
-export { DeployInputError } from "./lib/manifests/deploy_error.ts";
-export { DEPLOY_FLAGS, deployHelp, parseDeployArgs } from "./lib/manifests/deploy_args.ts";
-export type { DeployInvocation } from "./lib/manifests/deploy_args.ts";
+export { DeployInputError } from "./lib/deploy/deploy_error.ts";
+export { DEPLOY_FLAGS, deployHelp, parseDeployArgs } from "./lib/deploy/deploy_args.ts";
+export type { DeployInvocation } from "./lib/deploy/deploy_args.ts";
 export {
   DEFAULT_CRI_SOCKETS,
   DEFAULT_IMAGE_REPO,
@@ -31,15 +31,15 @@ export {
   METRICS_GRPC_PORT,
   METRICS_HTTP_PORT,
   renderManifests,
-} from "./lib/manifests/manifests.ts";
+} from "./lib/deploy/manifests.ts";
 export type {
   K8sFlavor,
   KubernetesObject,
   ManifestOptions,
   MetricsServiceType,
-} from "./lib/manifests/manifests.ts";
-export type { FetchTuning, FetchTuningFlag } from "./lib/manifests/fetch_tuning.ts";
-export { toYamlDocuments } from "./lib/manifests/yaml.ts";
+} from "./lib/deploy/manifests.ts";
+export type { FetchTuning, FetchTuningFlag } from "./lib/deploy/fetch_tuning.ts";
+export { toYamlDocuments } from "./lib/deploy/yaml.ts";
 
 /**
  * Returns what `deploy <args>` prints: the help text, or the manifest as a YAML stream headed by

@@ -7,10 +7,10 @@
  * Run: deno run -A bench/aggregator.ts [nodes] [images]
  */
 import * as grpc from "@grpc/grpc-js";
-import { formatBytes } from "../lib/log.ts";
-import { type MetricsResult, resultToWire } from "../lib/metrics_result.ts";
-import { MetricsService } from "../lib/metrics_server.ts";
-import { startMetricsServerProcess } from "../tests/metrics_server_process.ts";
+import { formatBytes } from "../lib/core/log.ts";
+import { type MetricsResult, resultToWire } from "../lib/metrics/protocol.ts";
+import { MetricsService } from "../lib/metrics/server/server.ts";
+import { startMetricsServerProcess } from "../testing/metrics_server_process.ts";
 
 const NODES = Number(Deno.args[0] ?? 5_000);
 const IMAGES = Number(Deno.args[1] ?? 100);

@@ -29,8 +29,8 @@ import {
   startContainerd,
   startFaultProxy,
   startRegistry,
-} from "../tests/stack/stack.ts";
-import { spawnProgram } from "../tests/prefetcher_process.ts";
+} from "../testing/stack/stack.ts";
+import { spawnProgram } from "../testing/prefetcher_process.ts";
 import { busyFraction, sampleCpu } from "./cpu_load.ts";
 import { pushImageSet } from "./image_set.ts";
 import { cpuTimes, findPid } from "./process_cpu.ts";

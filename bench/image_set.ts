@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type PushedImage, pushImage, type PushTarget } from "../tests/stack/stack.ts";
+import { type PushedImage, pushImage, type PushTarget } from "../testing/stack/stack.ts";
 
 /** Options for {@linkcode pushImageSet}. */
 export interface PushImageSetOptions {

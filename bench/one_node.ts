@@ -24,7 +24,7 @@
  *        [--latency-ms 50] [--bandwidth-mib 40] [--reps 3]
  */
 import { parseArgs } from "node:util";
-import { CriClient } from "../lib/cri.ts";
+import { CriClient } from "../lib/runtime/cri_client.ts";
 import {
   type Containerd,
   ensureDebianPackages,
@@ -34,8 +34,8 @@ import {
   startContainerd,
   startFaultProxy,
   startRegistry,
-} from "../tests/stack/stack.ts";
-import { jsonFetchArgs, spawnProgram } from "../tests/prefetcher_process.ts";
+} from "../testing/stack/stack.ts";
+import { jsonFetchArgs, spawnProgram } from "../testing/prefetcher_process.ts";
 import { busyFraction, sampleCpu } from "./cpu_load.ts";
 import { pushImageSet } from "./image_set.ts";
 import { cpuTimes, findPid } from "./process_cpu.ts";

@@ -16,8 +16,8 @@ import {
   startContainerd,
   startFaultProxy,
   startRegistry,
-} from "../tests/stack/stack.ts";
-import { runProgram } from "../tests/prefetcher_process.ts";
+} from "../testing/stack/stack.ts";
+import { runProgram } from "../testing/prefetcher_process.ts";
 
 const { values } = parseArgs({
   options: {

@@ -14,10 +14,10 @@
  *
  * Run: deno run -A bench/progress.ts
  */
-import { ContainerdProgressSource } from "../lib/pull_progress.ts";
-import { CriClient } from "../lib/cri.ts";
-import { type Stack, startStack } from "../tests/stack/stack.ts";
-import { jsonFetchArgs, runProgram } from "../tests/prefetcher_process.ts";
+import { ContainerdProgressSource } from "../lib/runtime/containerd_progress.ts";
+import { CriClient } from "../lib/runtime/cri_client.ts";
+import { type Stack, startStack } from "../testing/stack/stack.ts";
+import { jsonFetchArgs, runProgram } from "../testing/prefetcher_process.ts";
 
 const MiB = 1 << 20;
 

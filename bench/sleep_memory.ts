@@ -7,7 +7,7 @@
  *
  * Run: deno task bench:sleep
  */
-import { PERMISSION_FLAGS } from "../tests/prefetcher_process.ts";
+import { PERMISSION_FLAGS } from "../testing/prefetcher_process.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const RUNS = 5;

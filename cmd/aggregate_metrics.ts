@@ -5,12 +5,12 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { readTokenFile } from "../lib/token_file.ts";
-import { ExitCode, InvalidInputError } from "../lib/exit_codes.ts";
-import { type LogFormat, Logger } from "../lib/log.ts";
-import { MetricsServerStartError, startMetricsServer } from "../lib/metrics_server.ts";
-import { MetricsStore, StoreFullError } from "../lib/metrics_store.ts";
-import { JournalError, MetricsJournal } from "../lib/metrics_journal.ts";
+import { readTokenFile } from "../lib/core/token_file.ts";
+import { ExitCode, InvalidInputError } from "../lib/core/exit_codes.ts";
+import { type LogFormat, Logger } from "../lib/core/log.ts";
+import { MetricsServerStartError, startMetricsServer } from "../lib/metrics/server/server.ts";
+import { MetricsStore, StoreFullError } from "../lib/metrics/server/store.ts";
+import { JournalError, MetricsJournal } from "../lib/metrics/server/journal.ts";
 
 interface FlagSpec {
   type: "string" | "boolean";

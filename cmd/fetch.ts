@@ -4,11 +4,11 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { parseDuration } from "../lib/duration.ts";
-import { ExitCode, InterruptedError, InvalidInputError } from "../lib/exit_codes.ts";
-import { type FetchConfig, runFetch } from "../lib/fetch.ts";
-import { type LogFormat, Logger } from "../lib/log.ts";
-import type { PullPolicy } from "../lib/pull_scheduler.ts";
+import { parseDuration } from "../lib/core/duration.ts";
+import { ExitCode, InterruptedError, InvalidInputError } from "../lib/core/exit_codes.ts";
+import { type FetchConfig, runFetch } from "../lib/pull/run_fetch.ts";
+import { type LogFormat, Logger } from "../lib/core/log.ts";
+import type { PullPolicy } from "../lib/pull/scheduler.ts";
 
 interface FlagSpec {
   type: "string" | "boolean";

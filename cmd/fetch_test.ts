@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { InvalidInputError } from "../lib/exit_codes.ts";
+import { InvalidInputError } from "../lib/core/exit_codes.ts";
 import { parseFetchArgs } from "./fetch.ts";
 
 const env = { nodeName: undefined, hostname: () => "host-1" };

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import denoConfig from "../deno.json" with { type: "json" };
-import { PERMISSION_FLAGS, runProgram } from "./prefetcher_process.ts";
+import { PERMISSION_FLAGS, runProgram } from "../testing/prefetcher_process.ts";
 
 Deno.test("the run task uses exactly the permissions the compiled binary gets", () => {
   const runFlags = denoConfig.tasks.prefetcher.split(/\s+/).filter((w) => w.startsWith("--allow-"));

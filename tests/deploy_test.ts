@@ -16,8 +16,8 @@ import {
   type ManifestOptions,
   renderManifests,
 } from "../deploy.ts";
-import { FETCH_TUNING_DEFAULTS } from "../lib/manifests/fetch_tuning.ts";
-import { schemaErrors, unknownFieldErrors, validationErrors } from "./deploy_schema.ts";
+import { FETCH_TUNING_DEFAULTS } from "../lib/deploy/fetch_tuning.ts";
+import { schemaErrors, unknownFieldErrors, validationErrors } from "../testing/deploy_schema.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const DEPLOY = new URL("deploy.ts", ROOT).pathname;

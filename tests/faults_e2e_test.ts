@@ -6,19 +6,22 @@
  * attempt, and the metrics server holds every attempt of that step's node, once.
  */
 import assert from "node:assert/strict";
-import { CriClient } from "../lib/cri.ts";
-import type { MetricsResultJson } from "../lib/metrics_result.ts";
-import type { MetricsSummary } from "../lib/metrics_store.ts";
-import { type MetricsServerProcess, startMetricsServerProcess } from "./metrics_server_process.ts";
+import { CriClient } from "../lib/runtime/cri_client.ts";
+import type { MetricsResultJson } from "../lib/metrics/protocol.ts";
+import type { MetricsSummary } from "../lib/metrics/server/store.ts";
+import {
+  type MetricsServerProcess,
+  startMetricsServerProcess,
+} from "../testing/metrics_server_process.ts";
 import {
   jsonFetchArgs,
   type ProgramRun,
   type RunningProgram,
   spawnProgram,
-} from "./prefetcher_process.ts";
-import { freePort } from "./stack/free_port.ts";
-import { type PushedImage, type Stack, startStack } from "./stack/stack.ts";
-import { waitUntil } from "./stack/wait_until.ts";
+} from "../testing/prefetcher_process.ts";
+import { freePort } from "../testing/stack/free_port.ts";
+import { type PushedImage, type Stack, startStack } from "../testing/stack/stack.ts";
+import { waitUntil } from "../testing/stack/wait_until.ts";
 
 const MiB = 1 << 20;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

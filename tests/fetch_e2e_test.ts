@@ -3,9 +3,14 @@
  * containerd (CRI plugin) and a real registry, behind the test tooling's fault proxy.
  */
 import assert from "node:assert/strict";
-import { CriClient } from "../lib/cri.ts";
-import { type PushedImage, type Stack, startStack } from "./stack/stack.ts";
-import { jsonFetchArgs, type ProgramRun, runProgram, spawnProgram } from "./prefetcher_process.ts";
+import { CriClient } from "../lib/runtime/cri_client.ts";
+import { type PushedImage, type Stack, startStack } from "../testing/stack/stack.ts";
+import {
+  jsonFetchArgs,
+  type ProgramRun,
+  runProgram,
+  spawnProgram,
+} from "../testing/prefetcher_process.ts";
 
 /** Runs `fetch` against the stack's containerd with JSON logs and short, test-sized timings. */
 function fetchOn(stack: Stack, args: string[]): Promise<ProgramRun> {

@@ -4,15 +4,15 @@
  * mid-run, and its HTML report opened in a real headless browser (Debian's chromium).
  */
 import assert from "node:assert/strict";
-import { Logger } from "../lib/log.ts";
-import type { MetricsResult, MetricsResultJson } from "../lib/metrics_result.ts";
-import type { MetricsSummary } from "../lib/metrics_store.ts";
-import { MetricsSubmitter } from "../lib/metrics_submitter.ts";
-import { startMetricsServerProcess } from "./metrics_server_process.ts";
-import { jsonFetchArgs, spawnProgram } from "./prefetcher_process.ts";
-import { ensureDebianPackages } from "./stack/packages.ts";
-import { startStack } from "./stack/stack.ts";
-import { waitUntil } from "./stack/wait_until.ts";
+import { Logger } from "../lib/core/log.ts";
+import type { MetricsResult, MetricsResultJson } from "../lib/metrics/protocol.ts";
+import type { MetricsSummary } from "../lib/metrics/server/store.ts";
+import { MetricsSubmitter } from "../lib/metrics/client/submitter.ts";
+import { startMetricsServerProcess } from "../testing/metrics_server_process.ts";
+import { jsonFetchArgs, spawnProgram } from "../testing/prefetcher_process.ts";
+import { ensureDebianPackages } from "../testing/stack/packages.ts";
+import { startStack } from "../testing/stack/stack.ts";
+import { waitUntil } from "../testing/stack/wait_until.ts";
 
 const quiet = new Logger({ write: () => {} });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -5,11 +5,11 @@
  * finished attempt in `/metrics`.
  */
 import assert from "node:assert/strict";
-import type { MetricsResultJson } from "../lib/metrics_result.ts";
-import type { MetricsSummary, NodeDownload } from "../lib/metrics_store.ts";
-import { startMetricsServerProcess } from "./metrics_server_process.ts";
-import { jsonFetchArgs, spawnProgram } from "./prefetcher_process.ts";
-import { startStack } from "./stack/stack.ts";
+import type { MetricsResultJson } from "../lib/metrics/protocol.ts";
+import type { MetricsSummary, NodeDownload } from "../lib/metrics/server/store.ts";
+import { startMetricsServerProcess } from "../testing/metrics_server_process.ts";
+import { jsonFetchArgs, spawnProgram } from "../testing/prefetcher_process.ts";
+import { startStack } from "../testing/stack/stack.ts";
 
 const MiB = 1 << 20;
 const NODE = "node-live";

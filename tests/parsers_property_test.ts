@@ -11,14 +11,14 @@ import {
   type DockerConfig,
   DockerConfigError,
   parseDockerConfig,
-} from "../lib/docker_config.ts";
-import { dedupeImages, parseImageList } from "../lib/image_list.ts";
+} from "../lib/image/docker_config.ts";
+import { dedupeImages, parseImageList } from "../lib/image/list.ts";
 import {
   type ImageReference,
   InvalidImageReferenceError,
   isPinned,
   parseImageReference,
-} from "../lib/image_ref.ts";
+} from "../lib/image/reference.ts";
 
 const RUNS = { numRuns: 300 };
 

@@ -3,8 +3,8 @@
  * content service shows each pull's bytes, and a real registry behind the fault proxy.
  */
 import assert from "node:assert/strict";
-import { type Stack, startContainerd, startStack } from "./stack/stack.ts";
-import { jsonFetchArgs, type ProgramRun, runProgram } from "./prefetcher_process.ts";
+import { type Stack, startContainerd, startStack } from "../testing/stack/stack.ts";
+import { jsonFetchArgs, type ProgramRun, runProgram } from "../testing/prefetcher_process.ts";
 
 function fetchOn(stack: Stack, args: string[]): Promise<ProgramRun> {
   return runProgram([

@@ -7,15 +7,15 @@
  */
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
-import { CriClient } from "../lib/cri.ts";
+import { CriClient } from "../lib/runtime/cri_client.ts";
 import {
   ContainerdProgressSource,
   type ImageProgress,
   ingestDigest,
   probeProgress,
-} from "../lib/pull_progress.ts";
-import { type PushedImage, startStack } from "./stack/stack.ts";
-import { waitUntil } from "./stack/wait_until.ts";
+} from "../lib/runtime/containerd_progress.ts";
+import { type PushedImage, startStack } from "../testing/stack/stack.ts";
+import { waitUntil } from "../testing/stack/wait_until.ts";
 
 const MiB = 1 << 20;
 

@@ -1,0 +1,50 @@
+/**
+ * Turns the `.proto` wire contracts of `proto/` into gRPC service constructors.
+ *
+ * The contracts are imported as text modules, so they are embedded in the compiled binary and
+ * found the same way under `deno run`: nothing is read from disk beside the program.
+ *
+ * @module
+ */
+import * as grpc from "@grpc/grpc-js";
+import { fromJSON } from "@grpc/proto-loader";
+import protobuf from "protobufjs";
+
+/**
+ * Parses protobuf source text and returns its gRPC package object, with field names kept as
+ * written in the `.proto` file (snake_case), 64-bit integers as numbers and defaults filled in.
+ *
+ * @example
+ * ```ts
+ * import criProto from "../../proto/cri.proto" with { type: "text" };
+ * import { loadProto, serviceConstructor } from "./proto.ts";
+ *
+ * const ImageService = serviceConstructor(loadProto(criProto), "runtime.v1.ImageService");
+ * ```
+ */
+export function loadProto(source: string): grpc.GrpcObject {
+  const root = protobuf.parse(source, { keepCase: true }).root;
+  const definition = fromJSON(root.toJSON(), {
+    keepCase: true,
+    longs: Number,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+  return grpc.loadPackageDefinition(definition);
+}
+
+/** Looks up a service constructor by its dotted path (`runtime.v1.ImageService`) in a package. */
+export function serviceConstructor(
+  pkg: grpc.GrpcObject,
+  path: string,
+): grpc.ServiceClientConstructor {
+  let node: unknown = pkg;
+  for (const part of path.split(".")) {
+    node = (node as Record<string, unknown> | undefined)?.[part];
+  }
+  if (typeof node !== "function") {
+    throw new Error(`The proto package has no service ${path}; check the names in proto/.`);
+  }
+  return node as grpc.ServiceClientConstructor;
+}

@@ -1,0 +1,457 @@
+/**
+ * The client side of `--metrics-endpoint`: sends each pull attempt to an `aggregate-metrics`
+ * server as it finishes, without ever slowing the pulls down.
+ *
+ * Delivery scheme. `submit()` only appends to a bounded buffer. One sender streams the buffer
+ * through client-streaming `Submit` calls, each a *batch*: a call is opened when there is
+ * something to send, every result submitted while it is open is written at once (so the server
+ * sees it immediately), and the call is ended after {@linkcode MetricsSubmitterOptions.batchSize}
+ * results or {@linkcode MetricsSubmitterOptions.batchWindowMs}, whichever comes first. The
+ * server's single `Empty` answer acknowledges the whole batch; only then are its results
+ * counted as delivered. If the call fails (server down, slow past its deadline, restarting), the
+ * batch goes back to the front of the buffer and is sent again after a growing, jittered backoff.
+ * The server keeps one result per `attempt_id`, so sending twice is harmless.
+ *
+ * The server's memory does not survive a restart, so every answer carries the server's identity
+ * (trailing metadata `x-metrics-server-id`); when it changes, results delivered to the previous
+ * server are sent again. A batch the server refuses as invalid is split into single results and
+ * each one that is refused alone is given up (counted as rejected), so one bad result cannot block
+ * the others.
+ *
+ * `in-progress` results (snapshots of an attempt still downloading) are best effort and not
+ * attempts: only the latest one per attempt waits in the buffer (a newer one replaces it, the
+ * attempt's finished result removes it), they are never counted in the {@linkcode DeliveryReport}
+ * nor sent again to a restarted server, and they are sent only to a server that says it keeps
+ * them (trailing metadata `x-metrics-accepts: in-progress`). Until a server has answered once, a
+ * snapshot waits for that answer (an empty stream asks for it); a server that does not say so
+ * (the original tool's, which would count a snapshot as a pulled attempt, or an older one of ours,
+ * which refuses the unknown outcome) gets none, and nothing is dropped but the snapshots.
+ *
+ * @module
+ */
+import * as grpc from "@grpc/grpc-js";
+import type { Logger } from "../../core/log.ts";
+import { type MetricsResult, resultToWire } from "../protocol.ts";
+import {
+  ACCEPTS_IN_PROGRESS,
+  ACCEPTS_METADATA_KEY,
+  MetricsService,
+  SERVER_ID_METADATA_KEY,
+} from "../server/server.ts";
+
+/** Options for {@linkcode MetricsSubmitter}. */
+export interface MetricsSubmitterOptions {
+  /** The server's `host:port`. */
+  endpoint: string;
+  /** Sent as `Authorization: Bearer <token>` when set. */
+  token?: string;
+  /** Where delivery problems are logged (once per outage, not per result). */
+  logger: Logger;
+  /**
+   * The most results held while not acknowledged; past it, new results are dropped (and counted).
+   * @default {10_000}
+   */
+  maxBuffered?: number;
+  /**
+   * Delivered results kept to send again to a restarted server.
+   * @default {10_000}
+   */
+  maxRemembered?: number;
+  /**
+   * The most results per stream.
+   * @default {100}
+   */
+  batchSize?: number;
+  /**
+   * How long a stream stays open for more results before it is ended and acknowledged.
+   * @default {1_000}
+   */
+  batchWindowMs?: number;
+  /**
+   * How long the server may take to answer an ended stream before it is given up and retried.
+   * @default {10_000}
+   */
+  ackTimeoutMs?: number;
+  /**
+   * The first wait after a failed stream; doubled up to `maxBackoffMs`, with ±20% jitter.
+   * @default {250}
+   */
+  initialBackoffMs?: number;
+  /**
+   * The longest wait between two failed streams.
+   * @default {5_000}
+   */
+  maxBackoffMs?: number;
+  /**
+   * Random numbers in [0, 1) for jitter.
+   * @default {Math.random}
+   */
+  random?: () => number;
+  /**
+   * Whether closing ends the connection with an HTTP/2 GOAWAY. A process that exits right after
+   * closing should pass `false` and let the connection end with the process: Deno's HTTP/2
+   * server can abort on a GOAWAY that follows many streams (denoland/deno#36788), and ours runs
+   * on Deno.
+   * @default {true}
+   */
+  gracefulClose?: boolean;
+}
+
+/** What became of the submitted results (attempts; `in-progress` snapshots are not counted). */
+export interface DeliveryReport {
+  /** Results the server acknowledged. */
+  delivered: number;
+  /** Results not acknowledged: still buffered, dropped or rejected. */
+  undelivered: number;
+  /** Of the undelivered, results dropped because the buffer was full. */
+  dropped: number;
+  /** Of the undelivered, results the server refused as invalid. */
+  rejected: number;
+}
+
+interface Entry {
+  result: MetricsResult;
+  acked: boolean;
+  /** Send alone: its batch was refused as invalid. */
+  solo: boolean;
+}
+
+/**
+ * Streams pull attempts to an `aggregate-metrics` server, best effort: `submit` never blocks nor
+ * throws, results wait in a bounded buffer while the server is away, and `flush` tells at the
+ * end what could not be delivered.
+ *
+ * @example
+ * ```ts
+ * import { Logger } from "../../core/log.ts";
+ * import { MetricsSubmitter } from "./submitter.ts";
+ *
+ * const submitter = new MetricsSubmitter({ endpoint: "metrics:8443", logger: new Logger() });
+ * submitter.submit({
+ *   attemptId: crypto.randomUUID(), startedAt: Date.now() / 1000, image: "docker.io/library/debian:12",
+ *   node: "node-1", outcome: "pulled", attempt: 1, durationMs: 1200,
+ * });
+ * const report = await submitter.flush(10_000);
+ * ```
+ */
+export class MetricsSubmitter implements AsyncDisposable {
+  readonly #options: Required<Omit<MetricsSubmitterOptions, "token">> & { token?: string };
+  readonly #client: grpc.Client;
+  readonly #queue: Entry[] = [];
+  readonly #inFlight: Entry[] = [];
+  readonly #remembered = new Map<string, Entry>();
+  readonly #closed = new AbortController();
+  #delivered = 0;
+  #dropped = 0;
+  #rejected = 0;
+  #serverId?: string;
+  #pumping?: Promise<void>;
+  #flushing = false;
+  #wakeBatch?: () => void;
+  #wakeBackoff?: () => void;
+  #failures = 0;
+  #outage = false;
+  #call?: grpc.ClientWritableStream<unknown>;
+  /** Whether the server keeps `in-progress` results, as its last answer said. */
+  #progress: "unknown" | "accepted" | "refused" = "unknown";
+
+  /** Creates the submitter; it connects when there is something to send. */
+  constructor(options: MetricsSubmitterOptions) {
+    this.#options = {
+      maxBuffered: 10_000,
+      maxRemembered: 10_000,
+      batchSize: 100,
+      batchWindowMs: 1_000,
+      ackTimeoutMs: 10_000,
+      initialBackoffMs: 250,
+      maxBackoffMs: 5_000,
+      random: Math.random,
+      gracefulClose: true,
+      ...options,
+    };
+    this.#client = new MetricsService(options.endpoint, grpc.credentials.createInsecure(), {
+      "grpc.initial_reconnect_backoff_ms": 200,
+      "grpc.max_reconnect_backoff_ms": 2_000,
+    });
+  }
+
+  /** Counts so far; `undelivered` includes what is still buffered. */
+  get report(): DeliveryReport {
+    const counted = (e: Entry) => !e.acked && !isSnapshot(e);
+    const buffered = this.#queue.filter(counted).length + this.#inFlight.filter(counted).length;
+    return {
+      delivered: this.#delivered,
+      undelivered: buffered + this.#dropped + this.#rejected,
+      dropped: this.#dropped,
+      rejected: this.#rejected,
+    };
+  }
+
+  /** Queues a result for sending. Never blocks, never throws. */
+  submit(result: MetricsResult): void {
+    if (result.outcome === "in-progress") {
+      this.#submitSnapshot(result);
+      return;
+    }
+    // The attempt is over: its last snapshot, if not sent yet, is worth nothing now.
+    const index = this.#queue.findIndex((e) =>
+      isSnapshot(e) && e.result.attemptId === result.attemptId
+    );
+    if (index >= 0) this.#queue.splice(index, 1);
+    if (this.#closed.signal.aborted) {
+      this.#dropped++;
+      return;
+    }
+    if (this.#queue.length + this.#inFlight.length >= this.#options.maxBuffered) {
+      if (this.#dropped++ === 0) {
+        this.#options.logger.warn("metrics buffer full; dropping results until it drains", {
+          endpoint: this.#options.endpoint,
+          max_buffered: this.#options.maxBuffered,
+        });
+      }
+      return;
+    }
+    this.#queue.push({ result, acked: false, solo: false });
+    this.#kick();
+  }
+
+  /** Queues an `in-progress` result in place of the attempt's previous one, or drops it. */
+  #submitSnapshot(result: MetricsResult): void {
+    if (this.#closed.signal.aborted || this.#progress === "refused") return;
+    const index = this.#queue.findIndex((e) =>
+      isSnapshot(e) && e.result.attemptId === result.attemptId
+    );
+    if (index >= 0) {
+      this.#queue[index] = { result, acked: false, solo: false };
+    } else if (this.#queue.length + this.#inFlight.length < this.#options.maxBuffered) {
+      this.#queue.push({ result, acked: false, solo: false });
+    } else {
+      return;
+    }
+    this.#kick();
+  }
+
+  /**
+   * Sends what is buffered, for up to `timeoutMs`, then closes the connection.
+   *
+   * @returns what was delivered in all, and what was not.
+   */
+  async flush(timeoutMs: number): Promise<DeliveryReport> {
+    this.#flushing = true;
+    this.#wakeBatch?.();
+    this.#wakeBackoff?.();
+    this.#kick();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs));
+    await Promise.race([this.#idle(), timeout]);
+    clearTimeout(timer);
+    const report = this.report;
+    this.close();
+    return report;
+  }
+
+  /** Stops sending at once; what is buffered stays undelivered. */
+  close(): void {
+    if (this.#closed.signal.aborted) return;
+    this.#closed.abort();
+    this.#call?.cancel();
+    // Closing the channel sends the server an HTTP/2 GOAWAY, which can make a Deno server abort
+    // inside nghttp2 (denoland/deno#36788); a process about to exit lets its socket end instead.
+    if (this.#options.gracefulClose) this.#client.close();
+  }
+
+  /** Flushes for up to 10 s and closes. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.flush(10_000);
+  }
+
+  async #idle(): Promise<void> {
+    while (this.#pumping) await this.#pumping;
+  }
+
+  #kick(): void {
+    if (this.#wakeBatch) {
+      this.#wakeBatch();
+      return;
+    }
+    if (this.#pumping || this.#closed.signal.aborted) return;
+    this.#pumping = this.#pump().finally(() => {
+      this.#pumping = undefined;
+      // A result submitted while the sender was winding down is sent by a new one.
+      if (this.#queue.length > 0) this.#kick();
+    });
+  }
+
+  async #pump(): Promise<void> {
+    while (this.#queue.length > 0 && !this.#closed.signal.aborted) {
+      const ok = await this.#sendBatch();
+      if (ok) {
+        this.#failures = 0;
+        continue;
+      }
+      this.#failures++;
+      const base = Math.min(
+        this.#options.maxBackoffMs,
+        this.#options.initialBackoffMs * 2 ** (this.#failures - 1),
+      );
+      const delay = base * (0.8 + 0.4 * this.#options.random());
+      await this.#sleep(delay, "backoff");
+    }
+  }
+
+  /** Waits `ms`, or less when woken (new results for a batch, a flush for a backoff) or closed. */
+  #sleep(ms: number, wakeOn: "batch" | "backoff"): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#closed.signal.removeEventListener("abort", done);
+        if (wakeOn === "batch") this.#wakeBatch = undefined;
+        else this.#wakeBackoff = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#closed.signal.addEventListener("abort", done, { once: true });
+      if (wakeOn === "batch") this.#wakeBatch = done;
+      else this.#wakeBackoff = done;
+    });
+  }
+
+  /** Sends one batch; true when the server acknowledged it. */
+  async #sendBatch(): Promise<boolean> {
+    const { batchSize, batchWindowMs, ackTimeoutMs, token } = this.#options;
+    const metadata = new grpc.Metadata();
+    if (token) metadata.set("authorization", `Bearer ${token}`);
+    const opened = Date.now();
+    let status!: grpc.StatusObject;
+    const statusReceived = new Promise<void>((resolve) => {
+      const call = this.#client.makeClientStreamRequest(
+        "/Metrics/Submit",
+        (value: unknown) => MetricsService.service.Submit.requestSerialize(value),
+        (buffer: Buffer) => MetricsService.service.Submit.responseDeserialize(buffer),
+        metadata,
+        { deadline: opened + batchWindowMs + ackTimeoutMs },
+        () => {},
+      );
+      call.on("status", (s: grpc.StatusObject) => {
+        status = s;
+        resolve();
+      });
+      this.#call = call;
+    });
+    const call = this.#call!;
+    const write = (entry: Entry) => {
+      this.#inFlight.push(entry);
+      call.write(resultToWire(entry.result));
+    };
+    let ended = false;
+    statusReceived.then(() => ended = true);
+    /** A snapshot waits for the server to say whether it keeps them: end this batch to learn. */
+    let ask = false;
+    // Write what is buffered, then what arrives, until the batch is full or its window closes.
+    while (!ended && !this.#closed.signal.aborted) {
+      while (this.#queue.length > 0 && this.#inFlight.length < batchSize) {
+        if (isSnapshot(this.#queue[0]) && this.#progress !== "accepted") {
+          if (this.#progress === "refused") {
+            this.#queue.shift();
+            continue;
+          }
+          ask = true;
+          break;
+        }
+        const solo = this.#queue[0].solo;
+        if (solo && this.#inFlight.length > 0) break;
+        write(this.#queue.shift()!);
+        if (solo) break;
+      }
+      const full = this.#inFlight.length >= batchSize || this.#inFlight.at(-1)?.solo ||
+        this.#queue[0]?.solo || ask;
+      const left = opened + batchWindowMs - Date.now();
+      if (full || left <= 0 || this.#flushing) break;
+      await Promise.race([this.#sleep(left, "batch"), statusReceived]);
+      this.#wakeBatch?.();
+    }
+    if (!ended) call.end();
+    await statusReceived;
+    this.#call = undefined;
+    const batch = this.#inFlight.splice(0);
+    if (status.metadata?.get(SERVER_ID_METADATA_KEY).length) {
+      // An answer from a server of ours (a failure too carries its trailers).
+      const accepts = status.metadata.get(ACCEPTS_METADATA_KEY).map(String);
+      this.#progress = accepts.includes(ACCEPTS_IN_PROGRESS) ? "accepted" : "refused";
+    } else if (status.code === grpc.status.OK) {
+      this.#progress = "refused"; // the original tool's server
+    }
+    if (status.code === grpc.status.OK) {
+      this.#acknowledged(batch, String(status.metadata.get(SERVER_ID_METADATA_KEY)[0] ?? ""));
+      return true;
+    }
+    if (status.code === grpc.status.INVALID_ARGUMENT) {
+      if (batch.length === 1 && batch[0].solo && isSnapshot(batch[0])) {
+        this.#options.logger.debug("the metrics server refused an in-progress result", {
+          endpoint: this.#options.endpoint,
+          image: batch[0].result.image,
+          attempt_id: batch[0].result.attemptId,
+          error: status.details,
+        });
+        return true;
+      }
+      if (batch.length === 1 && batch[0].solo) {
+        this.#rejected++;
+        this.#options.logger.warn("the metrics server refused a result; giving it up", {
+          endpoint: this.#options.endpoint,
+          image: batch[0].result.image,
+          attempt_id: batch[0].result.attemptId,
+          error: status.details,
+        });
+        return true;
+      }
+      for (const entry of batch) entry.solo = true;
+    }
+    this.#queue.unshift(...batch);
+    if (!this.#outage && !this.#closed.signal.aborted) {
+      this.#outage = true;
+      this.#options.logger.warn("cannot deliver metrics; buffering and retrying", {
+        endpoint: this.#options.endpoint,
+        code: grpc.status[status.code],
+        error: status.details,
+        buffered: this.#queue.length,
+      });
+    }
+    return false;
+  }
+
+  #acknowledged(batch: Entry[], serverId: string): void {
+    if (this.#outage) {
+      this.#outage = false;
+      this.#options.logger.info("metrics delivered again", {
+        endpoint: this.#options.endpoint,
+        buffered: this.#queue.length,
+      });
+    }
+    for (const entry of batch) {
+      // A snapshot is stale once delivered: nothing to count, nothing to send again.
+      if (isSnapshot(entry)) continue;
+      if (!entry.acked) this.#delivered++;
+      entry.acked = true;
+      entry.solo = false;
+      this.#remembered.delete(entry.result.attemptId);
+      this.#remembered.set(entry.result.attemptId, entry);
+    }
+    while (this.#remembered.size > this.#options.maxRemembered) {
+      this.#remembered.delete(this.#remembered.keys().next().value!);
+    }
+    if (serverId && this.#serverId && serverId !== this.#serverId) {
+      const again = [...this.#remembered.values()].filter((entry) => !batch.includes(entry));
+      this.#options.logger.info("the metrics server restarted; sending its results again", {
+        endpoint: this.#options.endpoint,
+        results: again.length,
+      });
+      this.#queue.push(...again);
+    }
+    if (serverId) this.#serverId = serverId;
+  }
+}
+
+function isSnapshot(entry: Entry): boolean {
+  return entry.result.outcome === "in-progress";
+}

@@ -1,0 +1,159 @@
+import assert from "node:assert/strict";
+import * as grpc from "@grpc/grpc-js";
+import { Logger } from "../../core/log.ts";
+import { type MetricsResult, resultToWire } from "../protocol.ts";
+import {
+  ACCEPTS_IN_PROGRESS,
+  ACCEPTS_METADATA_KEY,
+  MetricsService,
+  SERVER_ID_METADATA_KEY,
+  startMetricsServer,
+} from "./server.ts";
+import { MetricsStore } from "./store.ts";
+
+function sample(extra: Partial<MetricsResult> = {}): MetricsResult {
+  return {
+    attemptId: crypto.randomUUID(),
+    startedAt: 1_700_000_000,
+    image: "reg/a:1",
+    node: "n1",
+    outcome: "pulled",
+    attempt: 1,
+    durationMs: 1500,
+    imagesTotal: 1,
+    ...extra,
+  };
+}
+
+async function start(options: { token?: string; maxMessageBytes?: number } = {}) {
+  const lines: string[] = [];
+  const store = new MetricsStore();
+  const server = await startMetricsServer({
+    store,
+    logger: new Logger({ write: (line) => lines.push(line), format: "json" }),
+    grpcPort: 0,
+    httpPort: 0,
+    hostname: "127.0.0.1",
+    ...options,
+  });
+  return { store, server, lines };
+}
+
+/** Streams raw messages (already encoded, or objects to encode) and returns the final status. */
+function stream(
+  port: number,
+  messages: Array<Uint8Array | MetricsResult>,
+  token?: string,
+): Promise<grpc.StatusObject> {
+  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const metadata = new grpc.Metadata();
+  if (token) metadata.set("authorization", `Bearer ${token}`);
+  return new Promise((resolve) => {
+    const call = client.makeClientStreamRequest(
+      "/Metrics/Submit",
+      (m: Uint8Array | MetricsResult) =>
+        m instanceof Uint8Array
+          ? Buffer.from(m)
+          : MetricsService.service.Submit.requestSerialize(resultToWire(m)),
+      (b: Buffer) => b,
+      metadata,
+      {},
+      () => {},
+    );
+    call.on("status", (status: grpc.StatusObject) => {
+      client.close();
+      resolve(status);
+    });
+    for (const message of messages) call.write(message);
+    call.end();
+  });
+}
+
+Deno.test("results streamed over gRPC are served as JSON, Prometheus text and a summary", async () => {
+  const { store, server } = await start();
+  await using _ = server;
+  const results = [sample(), sample({ node: "n2", outcome: "failed", error: "denied" })];
+  const status = await stream(server.grpcPort, [...results, results[0]]);
+  assert.equal(status.code, grpc.status.OK);
+  assert.equal(status.metadata.get(SERVER_ID_METADATA_KEY)[0], server.serverId);
+  assert.equal(status.metadata.get(ACCEPTS_METADATA_KEY)[0], ACCEPTS_IN_PROGRESS);
+  assert.equal(store.size, 2, "the re-sent result is kept once");
+
+  const base = `http://127.0.0.1:${server.httpPort}`;
+  const json = await (await fetch(`${base}/metrics`)).json();
+  assert.deepEqual(json.map((r: { node: string; outcome: string }) => [r.node, r.outcome]), [
+    ["n1", "pulled"],
+    ["n2", "failed"],
+  ]);
+  const prometheus = await fetch(`${base}/metrics`, {
+    headers: { accept: "text/plain;version=0.0.4;q=0.5,*/*;q=0.1" },
+  });
+  assert.match(prometheus.headers.get("content-type")!, /^text\/plain; version=0\.0\.4/);
+  assert.match(await prometheus.text(), /image_prefetcher_nodes_reporting 2/);
+  const summary = await (await fetch(`${base}/summary`)).json();
+  assert.deepEqual([summary.progress.done, summary.progress.failed], [1, 1]);
+  const page = await (await fetch(`${base}/`)).text();
+  assert.match(page, /<canvas id="grid">/);
+  assert.doesNotMatch(page, /<(script|link)[^>]+(src|href)="?https?:/, "no external asset");
+  assert.equal((await fetch(`${base}/healthz`)).status, 200);
+  const missing = await fetch(`${base}/nope`);
+  await missing.body?.cancel();
+  assert.equal(missing.status, 404);
+});
+
+Deno.test("an empty store serves an empty JSON array", async () => {
+  const { server } = await start();
+  await using _ = server;
+  const body = await (await fetch(`http://127.0.0.1:${server.httpPort}/metrics`)).json();
+  assert.deepEqual(body, []);
+});
+
+Deno.test("malformed, oversized and invalid messages end their stream, logged once", async () => {
+  const { store, server, lines } = await start({ maxMessageBytes: 1024 });
+  await using _ = server;
+  const kept = sample();
+  const undecodable = new Uint8Array([0x0a]); // a length-delimited field with no length
+  let status = await stream(server.grpcPort, [kept, undecodable, sample()]);
+  assert.equal(status.code, grpc.status.INVALID_ARGUMENT);
+  assert.match(status.details, /not a Result/);
+  status = await stream(server.grpcPort, [undecodable]);
+  assert.equal(status.code, grpc.status.INVALID_ARGUMENT);
+  status = await stream(server.grpcPort, [sample({ node: "x".repeat(2000) })]);
+  assert.equal(status.code, grpc.status.RESOURCE_EXHAUSTED);
+  status = await stream(server.grpcPort, [sample({ attemptId: "" })]);
+  assert.equal(status.code, grpc.status.INVALID_ARGUMENT);
+  assert.match(status.details, /attempt_id is empty/);
+  assert.deepEqual([...store.results()].map((r) => r.attemptId), [kept.attemptId]);
+  const warnings = lines.map((l) => JSON.parse(l)).filter((l) => l.level === "warn");
+  assert.deepEqual(warnings.map((w) => w.kind), [
+    "undecodable",
+    "oversized",
+    "attempt_id-missing",
+  ]);
+  // The server still serves everyone else.
+  assert.equal((await stream(server.grpcPort, [sample()])).code, grpc.status.OK);
+});
+
+Deno.test("with a token, submits and reads need it", async () => {
+  const { store, server } = await start({ token: "s3cret" });
+  await using _ = server;
+  assert.equal((await stream(server.grpcPort, [sample()])).code, grpc.status.UNAUTHENTICATED);
+  assert.equal((await stream(server.grpcPort, [sample()], "wrong")).code, 16);
+  assert.equal((await stream(server.grpcPort, [sample()], "s3cret")).code, grpc.status.OK);
+  assert.equal(store.size, 1);
+  const base = `http://127.0.0.1:${server.httpPort}`;
+  for (const path of ["/metrics", "/summary", "/"]) {
+    const refused = await fetch(base + path);
+    await refused.body?.cancel();
+    assert.equal(refused.status, 401, path);
+    const allowed = await fetch(base + path, { headers: { authorization: "Bearer s3cret" } });
+    await allowed.body?.cancel();
+    assert.equal(allowed.status, 200, path);
+  }
+  const page = await fetch(`${base}/?token=s3cret`);
+  await page.body?.cancel();
+  assert.equal(page.status, 200);
+  const health = await fetch(`${base}/healthz`);
+  await health.body?.cancel();
+  assert.equal(health.status, 200);
+});

@@ -1,0 +1,382 @@
+/**
+ * One `fetch` run: read the image list and the docker config, reach the container runtime, pull
+ * every image, log each event and print the summary. Returns the exit status; never throws for
+ * bad input or failed images.
+ *
+ * @module
+ */
+import { type Clock, systemClock } from "../core/clock.ts";
+import { CriClient, type RuntimeVersion } from "../runtime/cri_client.ts";
+import {
+  credentialsFor,
+  describeCredential,
+  type DockerConfig,
+  parseDockerConfig,
+} from "../image/docker_config.ts";
+import { formatDuration } from "../core/duration.ts";
+import { ExitCode, InterruptedError, InvalidInputError } from "../core/exit_codes.ts";
+import {
+  dedupeImages,
+  type ImageListEntry,
+  type ImageListProblem,
+  parseImageList,
+} from "../image/list.ts";
+import { isPinned } from "../image/reference.ts";
+import type { LogFormat, Logger } from "../core/log.ts";
+import { describeError, pullImages, type PullPolicy, type PullTarget } from "./scheduler.ts";
+import type { RetryScheduleOptions } from "../core/retry_schedule.ts";
+import { formatSummaryText, summarize } from "./run_summary.ts";
+import { logPullEvent } from "./event_log.ts";
+import { readTokenFile } from "../core/token_file.ts";
+import { ProgressMonitor } from "./progress_monitor.ts";
+import { metricsReporter } from "../metrics/client/events.ts";
+import { MetricsSubmitter } from "../metrics/client/submitter.ts";
+import { probeProgress } from "../runtime/containerd_progress.ts";
+
+/** Everything a `fetch` run is told by its flags. */
+export interface FetchConfig {
+  /** Path of the CRI socket. */
+  criSocket: string;
+  /** Path of the image list file, if any. */
+  imageListFile?: string;
+  /** Images given as command-line arguments. */
+  images: string[];
+  /** Path of a docker config (`.dockerconfigjson`) with registry credentials, if any. */
+  dockerConfig?: string;
+  /** `host:port` of the metrics server, if any. */
+  metricsEndpoint?: string;
+  /** File holding the bearer token the metrics server requires, if any. */
+  metricsTokenFile?: string;
+  /** How long to wait for the image list file to appear. */
+  imageListTimeoutMs: number;
+  /** How long to wait for the runtime to answer on its socket. */
+  criConnectTimeoutMs: number;
+  /** Attempt timeouts and delays. */
+  schedule: RetryScheduleOptions;
+  /** The bound on the whole run. */
+  overallTimeoutMs: number;
+  /** `auto` watches each pull's bytes where the runtime shows them; `off` never does. */
+  progress: "auto" | "off";
+  /** Cut an attempt that received nothing for this long (when progress is watched). */
+  stallTimeoutMs: number;
+  /** How often a downloading image logs a progress line. */
+  progressIntervalMs: number;
+  /** How many pulls may run at once; 0 for no bound. */
+  maxParallel: number;
+  /** Overrides Kubernetes' per-image default pull policy. */
+  pullPolicy?: PullPolicy;
+  /** The node's name, for logs and metrics. */
+  nodeName: string;
+  /** Exit non-zero when any image fails. */
+  strict: boolean;
+}
+
+/** What a run needs from its surroundings. */
+export interface FetchContext {
+  /** Where events are logged. */
+  logger: Logger;
+  /** Format of the final summary on standard output. */
+  summaryFormat: LogFormat;
+  /** Receives the final summary. */
+  writeSummary: (text: string) => void;
+  /** Aborted with an {@linkcode InterruptedError} when the run must stop. */
+  signal?: AbortSignal;
+  /**
+   * Time and waits.
+   * @default {systemClock}
+   */
+  clock?: Clock;
+}
+
+/** Runs `fetch` and returns its exit status. */
+export async function runFetch(config: FetchConfig, context: FetchContext): Promise<number> {
+  const { logger } = context;
+  const clock = context.clock ?? systemClock;
+  const start = clock.now();
+  try {
+    const { entries, problems } = await loadImages(config, clock, context.signal);
+    for (const problem of problems) {
+      logger.error("invalid image reference", { source: problem.source, error: problem.message });
+    }
+    if (entries.length === 0 && problems.length === 0) {
+      logger.warn("nothing to pull: the image list has no images", {
+        file: config.imageListFile,
+      });
+    }
+    const dockerConfig = config.dockerConfig
+      ? await loadDockerConfig(config.dockerConfig)
+      : undefined;
+    const token = config.metricsTokenFile
+      ? await readTokenFile(config.metricsTokenFile, "--metrics-token-file")
+      : undefined;
+    using runtime = new CriClient(config.criSocket);
+    const version = await waitForRuntime(runtime, config, clock, context);
+    using progress = await watchProgress(config, clock, logger);
+    logger.info("fetch started", {
+      node: config.nodeName,
+      runtime: `${version.runtimeName} ${version.runtimeVersion}`,
+      socket: config.criSocket,
+      images: entries.length,
+      max_parallel: config.maxParallel || "unbounded",
+      pull_policy: config.pullPolicy ?? "kubernetes-default",
+      progress: progress.monitor ? "watched" : "off",
+    });
+    const targets = entries.map((entry) => toTarget(entry, dockerConfig, logger));
+    await using metrics = config.metricsEndpoint
+      ? new MetricsSubmitter({
+        endpoint: config.metricsEndpoint,
+        token,
+        logger,
+        // fetch exits right after; see MetricsSubmitterOptions.gracefulClose.
+        gracefulClose: false,
+      })
+      : undefined;
+    const report = metrics &&
+      metricsReporter({
+        node: config.nodeName,
+        imagesTotal: targets.length,
+        submit: (result) => metrics.submit(result),
+      });
+    const results = await pullImages(targets, {
+      runtime,
+      schedule: config.schedule,
+      overallTimeoutMs: config.overallTimeoutMs,
+      maxParallel: config.maxParallel,
+      pullPolicy: config.pullPolicy,
+      signal: context.signal,
+      clock,
+      progress: progress.monitor,
+      progressEventIntervalMs: config.progressIntervalMs,
+      onEvent: (event) => {
+        logPullEvent(logger, event);
+        report?.(event);
+      },
+    });
+    // Give the metrics server a moment to take what is still buffered; less when interrupted.
+    const delivery = await metrics?.flush(context.signal?.aborted ? 2_000 : 10_000);
+    if (delivery && delivery.undelivered > 0) {
+      logger.warn("some pull attempts could not be delivered to the metrics server", {
+        endpoint: config.metricsEndpoint,
+        ...delivery,
+      });
+    }
+    const summary = summarize(config.nodeName, results, clock.now() - start, problems.length);
+    if (delivery) summary.metrics = { endpoint: config.metricsEndpoint!, ...delivery };
+    context.writeSummary(
+      context.summaryFormat === "json" ? JSON.stringify({ summary }) : formatSummaryText(summary),
+    );
+    const interrupt = context.signal?.reason;
+    if (context.signal?.aborted && interrupt instanceof InterruptedError) return interrupt.exitCode;
+    if (problems.length > 0) return ExitCode.InvalidInput;
+    if (summary.failed > 0 && config.strict) return ExitCode.ImagesFailed;
+    return ExitCode.Ok;
+  } catch (error) {
+    if (error instanceof InvalidInputError) {
+      logger.error(error.message);
+      return ExitCode.InvalidInput;
+    }
+    if (error instanceof RuntimeUnreachableError) {
+      logger.error(error.message);
+      return ExitCode.RuntimeUnreachable;
+    }
+    if (error instanceof InterruptedError) {
+      logger.error("stopped before pulling", { reason: error.message });
+      return error.exitCode;
+    }
+    throw error;
+  }
+}
+
+/** The runtime did not answer on its socket in time. */
+export class RuntimeUnreachableError extends Error {
+  /** Creates the error with a sentence a user can act on. */
+  constructor(message: string) {
+    super(message);
+    this.name = "RuntimeUnreachableError";
+  }
+}
+
+async function loadImages(
+  config: FetchConfig,
+  clock: Clock,
+  signal: AbortSignal | undefined,
+): Promise<{ entries: ImageListEntry[]; problems: ImageListProblem[] }> {
+  if (!config.imageListFile && config.images.length === 0) {
+    throw new InvalidInputError(
+      "No images to pull: pass --image-list-file with one image per line, or images as arguments.",
+    );
+  }
+  const entries: ImageListEntry[] = [];
+  const problems: ImageListProblem[] = [];
+  if (config.imageListFile) {
+    const text = await readImageListFile(
+      config.imageListFile,
+      config.imageListTimeoutMs,
+      clock,
+      signal,
+    );
+    const parsed = parseImageList(text, config.imageListFile);
+    entries.push(...parsed.entries);
+    problems.push(...parsed.problems);
+  }
+  config.images.forEach((image, index) => {
+    const parsed = parseImageList(image, "argument");
+    for (const entry of parsed.entries) entries.push({ ...entry, source: `argument ${index + 1}` });
+    for (const problem of parsed.problems) {
+      problems.push({ ...problem, source: `argument ${index + 1}` });
+    }
+  });
+  return { entries: dedupeImages(entries), problems };
+}
+
+/**
+ * Reads the image list, waiting up to `timeoutMs` for the file to appear (a ConfigMap volume
+ * can be populated a moment after the container starts).
+ */
+async function readImageListFile(
+  path: string,
+  timeoutMs: number,
+  clock: Clock,
+  signal: AbortSignal | undefined,
+): Promise<string> {
+  const deadline = clock.now() + timeoutMs;
+  while (true) {
+    try {
+      return await Deno.readTextFile(path);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) {
+        throw new InvalidInputError(
+          `Cannot read the image list file ${path} (${describeError(error)}); ` +
+            "make it a readable text file with one image per line, or fix --image-list-file.",
+        );
+      }
+      if (clock.now() >= deadline) {
+        throw new InvalidInputError(
+          `The image list file ${path} does not exist (waited ${formatDuration(timeoutMs)}); ` +
+            "create it with one image per line, or point --image-list-file at it.",
+        );
+      }
+      await clock.sleep(Math.min(500, Math.max(0, deadline - clock.now())), signal);
+    }
+  }
+}
+
+async function loadDockerConfig(path: string): Promise<DockerConfig> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    throw new InvalidInputError(
+      `Cannot read the docker config ${path} (${describeError(error)}); ` +
+        "point --docker-config at a readable .dockerconfigjson file, or leave it out for anonymous pulls.",
+    );
+  }
+  try {
+    return parseDockerConfig(text, path);
+  } catch (error) {
+    throw new InvalidInputError(describeError(error));
+  }
+}
+
+/**
+ * Opens the runtime's progress view when `--progress auto` and the runtime has one; otherwise
+ * says once why attempts fall back to their wall-clock timeouts.
+ */
+async function watchProgress(
+  config: FetchConfig,
+  clock: Clock,
+  logger: Logger,
+): Promise<{ monitor?: ProgressMonitor } & Disposable> {
+  const none = { [Symbol.dispose]: () => {} };
+  if (config.progress === "off") {
+    logger.info("progress watching is off (--progress off); attempts end at their timeouts");
+    return none;
+  }
+  const probe = await probeProgress(config.criSocket);
+  if (!probe.available) {
+    logger.warn(
+      "cannot watch pull progress on this runtime; attempts end at their wall-clock timeouts",
+      { socket: config.criSocket, reason: probe.reason },
+    );
+    return none;
+  }
+  const source = probe.source;
+  const monitor = new ProgressMonitor({
+    source,
+    stallTimeoutMs: config.stallTimeoutMs,
+    clock,
+    onSampleError: (error) =>
+      logger.warn("a pull progress sample failed; judging by time until samples come back", {
+        error: describeError(error),
+      }),
+  });
+  return { monitor, [Symbol.dispose]: () => source.close() };
+}
+
+async function waitForRuntime(
+  runtime: { version(o?: { signal?: AbortSignal }): Promise<RuntimeVersion> },
+  config: FetchConfig,
+  clock: Clock,
+  context: FetchContext,
+): Promise<RuntimeVersion> {
+  const deadline = clock.now() + config.criConnectTimeoutMs;
+  let warned = false;
+  while (true) {
+    const call = new AbortController();
+    const signals = [call.signal, ...(context.signal ? [context.signal] : [])];
+    clock.sleep(5_000, call.signal).then(
+      () => call.abort(new Error("no answer within 5s")),
+      () => {},
+    );
+    try {
+      return await runtime.version({ signal: AbortSignal.any(signals) });
+    } catch (error) {
+      if (context.signal?.aborted) throw context.signal.reason;
+      const why = describeError(error);
+      if (clock.now() >= deadline) {
+        throw new RuntimeUnreachableError(
+          `The container runtime does not answer on ${config.criSocket} ` +
+            `(waited ${formatDuration(config.criConnectTimeoutMs)}: ${why}); ` +
+            "point --cri-socket at the node's CRI socket (containerd: /run/containerd/containerd.sock, " +
+            "CRI-O: /var/run/crio/crio.sock) and make sure it is mounted into the container.",
+        );
+      }
+      if (!warned) {
+        context.logger.warn("waiting for the container runtime", {
+          socket: config.criSocket,
+          error: why,
+        });
+        warned = true;
+      }
+      await clock.sleep(Math.min(1_000, Math.max(0, deadline - clock.now())), context.signal);
+    } finally {
+      call.abort();
+    }
+  }
+}
+
+function toTarget(
+  entry: ImageListEntry,
+  config: DockerConfig | undefined,
+  logger: Logger,
+): PullTarget {
+  const credentials = config ? credentialsFor(config, entry.reference) : [];
+  for (const credential of credentials) {
+    logger.debug("credential matches", {
+      image: entry.reference.normalized,
+      credential: describeCredential(credential),
+    });
+  }
+  return {
+    image: entry.reference.normalized,
+    pinned: isPinned(entry.reference),
+    credentials: credentials.map((c) => ({
+      username: c.username,
+      password: c.password,
+      auth: c.auth,
+      serverAddress: c.serverAddress,
+      identityToken: c.identityToken,
+      registryToken: c.registryToken,
+    })),
+  };
+}

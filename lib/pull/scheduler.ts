@@ -1,0 +1,447 @@
+/**
+ * Pulls a set of images through a container runtime: in parallel (optionally bounded), each with
+ * growing attempt timeouts and growing, jittered delays between attempts, all bounded by one
+ * overall deadline, and every wait cancellable.
+ *
+ * The scheduler knows nothing about flags, logs or gRPC: the runtime, the clock and the event
+ * sink come in as options.
+ *
+ * @module
+ */
+import type { CriAuth, CriImage, PullOptions } from "../runtime/cri_client.ts";
+import { CriError } from "../runtime/cri_error.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
+import {
+  attemptTimeoutMs,
+  retryDelayMs,
+  type RetryScheduleOptions,
+} from "../core/retry_schedule.ts";
+import { Semaphore } from "../core/semaphore.ts";
+import { formatDuration } from "../core/duration.ts";
+import type { AttemptProgress, ProgressMonitor } from "./progress_monitor.ts";
+
+/** The part of a CRI client the scheduler uses. */
+export interface ImageRuntime {
+  /** Returns the image when the node has it. */
+  imageStatus(image: string, options?: { signal?: AbortSignal }): Promise<CriImage | undefined>;
+  /** Pulls the image and returns the reference the runtime stored it under. */
+  pullImage(image: string, options?: PullOptions): Promise<string>;
+}
+
+/** When an image that is already on the node is pulled again, as Kubernetes' `imagePullPolicy`. */
+export type PullPolicy = "Always" | "IfNotPresent";
+
+/** One image to pull. */
+export interface PullTarget {
+  /** The normalised image reference, e.g. `docker.io/library/debian:12`. */
+  image: string;
+  /** True when the reference has a digest or a tag other than `latest`. */
+  pinned: boolean;
+  /** Credentials to try in turn; empty for an anonymous pull. */
+  credentials: CriAuth[];
+}
+
+/** How one image ended. */
+export type ImageStatus = "pulled" | "present" | "failed";
+
+/** Why an image failed, when it did. */
+export type FailureKind =
+  /** The registry or runtime answered in a way retrying cannot fix (unknown image, no access). */
+  | "permanent"
+  /** Every attempt failed until the overall timeout ran out. */
+  | "overall-timeout"
+  /** The run was interrupted (SIGTERM, SIGINT). */
+  | "interrupted";
+
+/** The result for one image. */
+export interface ImageResult {
+  /** The normalised image reference. */
+  image: string;
+  /** How it ended. */
+  status: ImageStatus;
+  /** How many pull attempts were made (0 when it was already present). */
+  attempts: number;
+  /** From the start of the run until this image was done, in milliseconds. */
+  elapsedMs: number;
+  /** The image size the runtime reports, when it has the image. */
+  sizeBytes?: number;
+  /** The image reference the runtime stored, when it has the image. */
+  imageRef?: string;
+  /** The last error, for a failed image. */
+  error?: string;
+  /** Why it failed, for a failed image. */
+  failure?: FailureKind;
+}
+
+/** Something that happened during the run, for logs and metrics. */
+export type PullEvent =
+  | { type: "present"; image: string; elapsedMs: number; sizeBytes: number }
+  | {
+    type: "attempt-started";
+    image: string;
+    attempt: number;
+    /** The attempt's identifier, the same in its `progress` and `attempt-finished` events. */
+    attemptId: string;
+    timeoutMs: number;
+    elapsedMs: number;
+  }
+  | {
+    type: "attempt-finished";
+    image: string;
+    attempt: number;
+    attemptId: string;
+    /** When the attempt started, in milliseconds since the Unix epoch. */
+    startedAt: number;
+    /** The time the attempt was allowed. */
+    timeoutMs: number;
+    durationMs: number;
+    elapsedMs: number;
+    /** Absent when the attempt succeeded. */
+    error?: string;
+    sizeBytes?: number;
+    /** Bytes this attempt received, when progress is watched. */
+    receivedBytes?: number;
+    /** `receivedBytes` over the attempt's duration, when progress is watched. */
+    bytesPerSecond?: number;
+  }
+  | {
+    type: "progress";
+    image: string;
+    attempt: number;
+    attemptId: string;
+    progress: AttemptProgress;
+    elapsedMs: number;
+  }
+  | { type: "retry-scheduled"; image: string; attempt: number; delayMs: number; elapsedMs: number }
+  | { type: "image-done"; result: ImageResult };
+
+/** Options for {@linkcode pullImages}. */
+export interface PullSchedulerOptions {
+  /** The container runtime to pull through. */
+  runtime: ImageRuntime;
+  /** Attempt timeouts and delays. */
+  schedule: RetryScheduleOptions;
+  /** Nothing runs past this many milliseconds after the start. */
+  overallTimeoutMs: number;
+  /**
+   * How many pull attempts may run at once; 0 for no bound.
+   * @default {0}
+   */
+  maxParallel?: number;
+  /**
+   * Overrides the per-image default of Kubernetes: `IfNotPresent` for pinned references,
+   * `Always` for `latest` ones.
+   */
+  pullPolicy?: PullPolicy;
+  /**
+   * Watches each attempt's bytes: an attempt still receiving is not cut by its timeout, and one
+   * that receives nothing for the monitor's stall timeout is cut early. Without it, attempts end
+   * at their wall-clock timeout.
+   */
+  progress?: ProgressMonitor;
+  /**
+   * How often a `progress` event is emitted for an attempt that is downloading, in
+   * milliseconds; the first one comes after this long too, so fast pulls stay quiet.
+   * @default {10_000}
+   */
+  progressEventIntervalMs?: number;
+  /** Interrupts the run: every image not yet done fails as `interrupted`. */
+  signal?: AbortSignal;
+  /**
+   * Time and waits.
+   * @default {systemClock}
+   */
+  clock?: Clock;
+  /**
+   * Random numbers in [0, 1) for jitter.
+   * @default {Math.random}
+   */
+  random?: () => number;
+  /** Receives every event as it happens. */
+  onEvent?: (event: PullEvent) => void;
+  /**
+   * Makes a unique identifier for each attempt.
+   * @default {crypto.randomUUID}
+   */
+  newAttemptId?: () => string;
+}
+
+/** An attempt ran out of its time. */
+export class AttemptTimeoutError extends Error {
+  /** Creates the error for an attempt that was allowed `timeoutMs`. */
+  constructor(readonly timeoutMs: number) {
+    super(`the attempt timed out after ${formatDuration(timeoutMs)}`);
+    this.name = "AttemptTimeoutError";
+  }
+}
+
+/** The whole run ran out of its time. */
+export class OverallTimeoutError extends Error {
+  /** Creates the error for a run that was allowed `timeoutMs`. */
+  constructor(readonly timeoutMs: number) {
+    super(`the overall timeout of ${formatDuration(timeoutMs)} was reached`);
+    this.name = "OverallTimeoutError";
+  }
+}
+
+/**
+ * Pulls every target and returns one result per target, in the targets' order. Never throws
+ * for a failed image: failures are results.
+ */
+export async function pullImages(
+  targets: PullTarget[],
+  options: PullSchedulerOptions,
+): Promise<ImageResult[]> {
+  const clock = options.clock ?? systemClock;
+  const start = clock.now();
+  const deadline = start + options.overallTimeoutMs;
+  const stop = new AbortController();
+  const signals = [stop.signal, ...(options.signal ? [options.signal] : [])];
+  const run: Run = {
+    options,
+    clock,
+    start,
+    deadline,
+    signal: AbortSignal.any(signals),
+    slots: new Semaphore(options.maxParallel ?? 0),
+    random: options.random ?? Math.random,
+    emit: options.onEvent ?? (() => {}),
+    newAttemptId: options.newAttemptId ?? (() => crypto.randomUUID()),
+  };
+  clock.sleep(options.overallTimeoutMs, stop.signal).then(
+    () => stop.abort(new OverallTimeoutError(options.overallTimeoutMs)),
+    () => {},
+  );
+  try {
+    return await Promise.all(targets.map(async (target) => {
+      const result = await pullOne(target, run);
+      run.emit({ type: "image-done", result });
+      return result;
+    }));
+  } finally {
+    if (!stop.signal.aborted) stop.abort(new Error("the run is over"));
+  }
+}
+
+interface Run {
+  options: PullSchedulerOptions;
+  clock: Clock;
+  start: number;
+  deadline: number;
+  signal: AbortSignal;
+  slots: Semaphore;
+  random: () => number;
+  emit: (event: PullEvent) => void;
+  newAttemptId: () => string;
+}
+
+async function pullOne(target: PullTarget, run: Run): Promise<ImageResult> {
+  const { image } = target;
+  const elapsed = () => run.clock.now() - run.start;
+  const policy = run.options.pullPolicy ?? (target.pinned ? "IfNotPresent" : "Always");
+  if (policy === "IfNotPresent") {
+    const present = await findImage(image, run).catch(() => undefined);
+    if (present) {
+      run.emit({ type: "present", image, elapsedMs: elapsed(), sizeBytes: present.sizeBytes });
+      return {
+        image,
+        status: "present",
+        attempts: 0,
+        elapsedMs: elapsed(),
+        sizeBytes: present.sizeBytes,
+        imageRef: present.id,
+      };
+    }
+  }
+
+  let lastError = "no attempt was made";
+  for (let attempt = 1;; attempt++) {
+    if (run.signal.aborted) return failed(target, attempt - 1, lastError, run);
+    const timeoutMs = Math.min(
+      attemptTimeoutMs(attempt, run.options.schedule),
+      run.deadline - run.clock.now(),
+    );
+    let release: () => void;
+    try {
+      release = await run.slots.acquire(run.signal);
+    } catch {
+      return failed(target, attempt - 1, lastError, run);
+    }
+    const startedAt = run.clock.now();
+    const attemptId = run.newAttemptId();
+    run.emit({
+      type: "attempt-started",
+      image,
+      attempt,
+      attemptId,
+      timeoutMs,
+      elapsedMs: elapsed(),
+    });
+    let imageRef: string | undefined;
+    let error: unknown;
+    // Assigned by a callback, which TypeScript cannot see: keep it from narrowing to undefined.
+    let progress = undefined as AttemptProgress | undefined;
+    try {
+      imageRef = await attemptPull(
+        target,
+        { attempt, attemptId },
+        timeoutMs,
+        run,
+        (p) => progress = p,
+      );
+    } catch (e) {
+      error = e;
+    } finally {
+      release();
+    }
+    const durationMs = run.clock.now() - startedAt;
+    if (imageRef !== undefined && progress?.totalBytes !== undefined) {
+      // The last sample came before the pull completed: the rest of the image arrived since.
+      const storedBefore = progress.storedBytes - progress.receivedBytes;
+      progress = { ...progress, receivedBytes: Math.max(0, progress.totalBytes - storedBefore) };
+    }
+    const finished = {
+      type: "attempt-finished" as const,
+      image,
+      attempt,
+      attemptId,
+      startedAt,
+      timeoutMs,
+      durationMs,
+      elapsedMs: elapsed(),
+      receivedBytes: progress?.receivedBytes,
+      bytesPerSecond: progress && durationMs > 0
+        ? Math.round(progress.receivedBytes / (durationMs / 1000))
+        : undefined,
+    };
+    if (imageRef !== undefined) {
+      const stored = await findImage(imageRef, run).catch(() => undefined);
+      run.emit({ ...finished, sizeBytes: stored?.sizeBytes });
+      return {
+        image,
+        status: "pulled",
+        attempts: attempt,
+        elapsedMs: elapsed(),
+        sizeBytes: stored?.sizeBytes,
+        imageRef,
+      };
+    }
+    lastError = describeError(error);
+    run.emit({ ...finished, error: lastError });
+    if (run.signal.aborted) return failed(target, attempt, lastError, run);
+    if (isPermanentPullError(error)) {
+      return { ...failed(target, attempt, lastError, run), failure: "permanent" };
+    }
+    const delayMs = retryDelayMs(attempt, run.options.schedule, run.random);
+    if (run.clock.now() + delayMs >= run.deadline) {
+      // The next attempt could not start before the deadline: say so now instead of waiting.
+      return {
+        ...failed(target, attempt, lastError, run),
+        failure: "overall-timeout",
+      };
+    }
+    run.emit({ type: "retry-scheduled", image, attempt, delayMs, elapsedMs: elapsed() });
+    await run.clock.sleep(delayMs, run.signal).catch(() => {});
+  }
+}
+
+/**
+ * One attempt: every credential in turn, all within one attempt. The attempt ends at its
+ * wall-clock timeout, or, when progress is watched, when the monitor says it stalled.
+ */
+async function attemptPull(
+  target: PullTarget,
+  ids: { attempt: number; attemptId: string },
+  timeoutMs: number,
+  run: Run,
+  report: (progress: AttemptProgress) => void,
+): Promise<string> {
+  const attempt = new AbortController();
+  const signal = AbortSignal.any([run.signal, attempt.signal]);
+  const interval = run.options.progressEventIntervalMs ?? 10_000;
+  let lastEvent = run.clock.now();
+  const watch = run.options.progress?.watch(
+    target.image,
+    timeoutMs,
+    (reason) => attempt.abort(reason),
+    (progress) => {
+      const now = run.clock.now();
+      if (progress.downloading && now - lastEvent >= interval) {
+        lastEvent = now;
+        run.emit({
+          type: "progress",
+          image: target.image,
+          ...ids,
+          progress,
+          elapsedMs: now - run.start,
+        });
+      }
+    },
+  );
+  if (!watch) {
+    run.clock.sleep(timeoutMs, signal).then(
+      () => attempt.abort(new AttemptTimeoutError(timeoutMs)),
+      () => {},
+    );
+  }
+  try {
+    const credentials = target.credentials.length ? target.credentials : [undefined];
+    let lastError: unknown;
+    for (const auth of credentials) {
+      try {
+        return await run.options.runtime.pullImage(target.image, { auth, signal });
+      } catch (e) {
+        if (signal.aborted) throw signal.reason;
+        lastError = e;
+      }
+    }
+    throw lastError;
+  } finally {
+    if (watch) {
+      report(watch.progress());
+      watch.stop();
+    }
+    attempt.abort(new Error("the attempt is over"));
+  }
+}
+
+function findImage(image: string, run: Run): Promise<CriImage | undefined> {
+  return run.options.runtime.imageStatus(image, { signal: run.signal });
+}
+
+function failed(target: PullTarget, attempts: number, error: string, run: Run): ImageResult {
+  const reason = run.signal.reason;
+  const failure: FailureKind = reason instanceof OverallTimeoutError
+    ? "overall-timeout"
+    : run.signal.aborted
+    ? "interrupted"
+    : "permanent";
+  const because = run.signal.aborted && attempts === 0 ? describeError(reason) : error;
+  return {
+    image: target.image,
+    status: "failed",
+    attempts,
+    elapsedMs: run.clock.now() - run.start,
+    error: because,
+    failure,
+  };
+}
+
+/** One line describing why an attempt failed, without stack traces. */
+export function describeError(error: unknown): string {
+  if (error instanceof CriError) return error.details;
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
+
+/**
+ * Tells whether retrying cannot help: the registry does not have the image, or refuses every
+ * credential we have. Network failures, stalls and server errors are worth retrying.
+ */
+export function isPermanentPullError(error: unknown): boolean {
+  if (!(error instanceof CriError)) return false;
+  const NOT_FOUND = 5, INVALID_ARGUMENT = 3;
+  if (error.code === NOT_FOUND || error.code === INVALID_ARGUMENT) return true;
+  return /\b(401 Unauthorized|403 Forbidden|pull access denied|insufficient_scope)\b/i
+    .test(error.details);
+}

@@ -1,0 +1,645 @@
+/**
+ * How many bytes have arrived for images being pulled, read from containerd's content service on
+ * the CRI socket: committed blobs plus the offsets of active ingests.
+ *
+ * A pull is attributed to an image through the manifests that containerd commits before it
+ * fetches their blobs: they carry the label
+ * `containerd.io/distribution.source.<registry host without port>=<repository>[,<repository>…]`
+ * (see {@linkcode distributionSourceLabelKey}), and their JSON lists the config and layer blobs
+ * with their sizes. Blobs that are committed count their full size; blobs being written count
+ * the ingest's `offset` (ingest refs end with the blob's digest, e.g. `layer-sha256:<hex>`).
+ *
+ * What containerd 1.6 shows, measured (see `tests/pull_progress_e2e_test.ts`):
+ * - an ingest's `offset` grows in steps of 1 MiB (containerd copies through a 1 MiB buffer and
+ *   writes only full buffers), so a blob receiving bytes slowly can look still for
+ *   1 MiB / (its rate); a blob smaller than 1 MiB shows 0 until it is committed;
+ * - when a CRI pull is cancelled, its ingests disappear at once and the blobs it had already
+ *   committed are garbage-collected shortly after: a retry starts from zero.
+ *
+ * Ambiguity: for an image named by tag, the digest of its manifest is not known while it is
+ * pulled, so every manifest of the same repository that is still missing blobs is attributed to
+ * it. Two tags of one repository pulled at once therefore both see the bytes of both. Images
+ * named by digest are exact.
+ *
+ * @module
+ */
+import * as grpc from "@grpc/grpc-js";
+import contentProto from "../../proto/containerd_content.proto" with { type: "text" };
+import { type ImageReference, parseImageReference } from "../image/reference.ts";
+import { loadProto, serviceConstructor } from "../core/proto.ts";
+import { socketTarget } from "./cri_client.ts";
+
+/** Bytes that have arrived for one image's pull, as far as the runtime shows. */
+export interface ImageProgress {
+  /** Bytes of the image's blobs received so far: committed blobs' sizes + active ingests' offsets. */
+  receivedBytes: number;
+  /** Total bytes of the image's config and layer blobs, from its manifest(s), when known. */
+  totalBytes?: number;
+  /** How many of its blobs are downloading right now. */
+  activeDownloads: number;
+}
+
+/** Options for {@linkcode ProgressSource.sample}. */
+export interface SampleOptions {
+  /** Cancels the sample. */
+  signal?: AbortSignal;
+}
+
+/** Tells how far the pulls of some images have got. */
+export interface ProgressSource {
+  /**
+   * One sample for each of `images` (normalised references such as
+   * `127.0.0.1:5000/team/app:v1`, `docker.io/library/debian:12` or `…@sha256:<hex>`). Images with
+   * nothing to show yet (or invalid references) are absent from the map.
+   */
+  sample(images: string[], options?: SampleOptions): Promise<Map<string, ImageProgress>>;
+}
+
+/** Options for {@linkcode ContainerdProgressSource}. */
+export interface ContainerdProgressSourceOptions {
+  /** The containerd namespace the pulls happen in. @default {"k8s.io"} */
+  namespace?: string;
+  /** Deadline of one whole sample, in milliseconds. @default {2000} */
+  timeoutMs?: number;
+}
+
+/** Options for {@linkcode probeProgress}. */
+export interface ProbeProgressOptions extends ContainerdProgressSourceOptions {
+  /** Cancels the probe. */
+  signal?: AbortSignal;
+}
+
+/** The answer of {@linkcode probeProgress}. */
+export type ProgressProbe =
+  | { available: true; source: ContainerdProgressSource }
+  | { available: false; reason: string };
+
+/** A call to containerd's content service failed; `code` is the gRPC status code. */
+export class ContentServiceError extends Error {
+  /** The gRPC status code of the failure. */
+  readonly code: number;
+  /** The content service method that failed, e.g. `ListStatuses`. */
+  readonly method: string;
+
+  /** Wraps a failed call of `method` on `socket`. */
+  constructor(method: string, socket: string, error: { code: number; details?: string }) {
+    const details = (error.details ?? "").replace(/\s*Resolution note:\s*$/, "") ||
+      `gRPC status ${error.code}`;
+    super(
+      `containerd content service ${method} on ${socket} failed: ${details}. Pull progress is ` +
+        `unknown for this sample; check that the socket is containerd's and that it is healthy.`,
+    );
+    this.name = "ContentServiceError";
+    this.code = error.code;
+    this.method = method;
+  }
+}
+
+/** One active ingest: a blob being written to the content store. */
+export interface IngestStatus {
+  /** The ingest's name, e.g. `layer-sha256:<hex>`. */
+  ref: string;
+  /** Bytes written so far (containerd 1.6: a multiple of 1 MiB until the blob is committed). */
+  offset: number;
+  /** Expected size in bytes; 0 when unknown. */
+  total: number;
+}
+
+/** A blob an image needs, as its manifest describes it. */
+export interface BlobDescriptor {
+  /** `sha256:<hex>`. */
+  digest: string;
+  /** Size in bytes. */
+  size: number;
+}
+
+/** What a manifest or index lists, from {@linkcode parseManifest}. */
+export type ParsedManifest =
+  | { kind: "manifest"; blobs: BlobDescriptor[] }
+  | { kind: "index"; manifests: string[] }
+  | { kind: "unknown" };
+
+/** The state of the content store that {@linkcode progressOf} needs. */
+export interface ContentState {
+  /** Committed blobs: digest to size. */
+  committed: ReadonlyMap<string, number>;
+  /** Active ingests: digest to the bytes written so far. */
+  ingests: ReadonlyMap<string, number>;
+}
+
+const LABEL_DISTRIBUTION_SOURCE = "containerd.io/distribution.source";
+const LABEL_FIRST_LAYER = "containerd.io/gc.ref.content.l.0";
+const MAX_MANIFEST_BYTES = 4 << 20;
+const CACHE_LIMIT = 1000;
+
+/**
+ * Returns the key of the label containerd puts on blobs pulled from `registry` (`host[:port]`
+ * as in the reference): the host without its port, as containerd's `url.Hostname()` gives it.
+ *
+ * @example
+ * ```ts
+ * distributionSourceLabelKey("127.0.0.1:5000"); // "containerd.io/distribution.source.127.0.0.1"
+ * ```
+ */
+export function distributionSourceLabelKey(registry: string): string {
+  let host = registry;
+  if (host.startsWith("[")) {
+    const end = host.indexOf("]");
+    host = end === -1 ? host.slice(1) : host.slice(1, end);
+  } else {
+    const colon = host.lastIndexOf(":");
+    if (colon !== -1) host = host.slice(0, colon);
+  }
+  return `${LABEL_DISTRIBUTION_SOURCE}.${host}`;
+}
+
+/**
+ * Returns the containerd filter that lists the image manifests pulled from `repository` on
+ * `registry`: its distribution-source label names the repository (the value is a sorted,
+ * comma-separated list of repositories) and it has a first-layer reference label.
+ */
+export function repositoryManifestFilter(registry: string, repository: string): string {
+  const escaped = repository.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return `labels.${quote(distributionSourceLabelKey(registry))}~=` +
+    `${quote(`(^|,)${escaped}(,|$)`)},labels.${quote(LABEL_FIRST_LAYER)}`;
+}
+
+/** Returns the digest an ingest ref ends with (`layer-sha256:<hex>` gives `sha256:<hex>`). */
+export function ingestDigest(ref: string): string | undefined {
+  return /(sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9]{128})$/.exec(ref)?.[1];
+}
+
+/**
+ * Reads an OCI or Docker manifest (config and layer blobs) or index (child manifests) from its
+ * JSON bytes; anything else is `unknown`.
+ */
+export function parseManifest(bytes: Uint8Array): ParsedManifest {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    return { kind: "unknown" };
+  }
+  if (typeof json !== "object" || json === null) return { kind: "unknown" };
+  const { config, layers, manifests } = json as Record<string, unknown>;
+  if (Array.isArray(manifests)) {
+    return { kind: "index", manifests: manifests.filter(isDescriptor).map((m) => m.digest) };
+  }
+  if (Array.isArray(layers)) {
+    const blobs = [...(isDescriptor(config) ? [config] : []), ...layers.filter(isDescriptor)];
+    return { kind: "manifest", blobs: blobs.map(({ digest, size }) => ({ digest, size })) };
+  }
+  return { kind: "unknown" };
+}
+
+/**
+ * Sums what has arrived of the blobs of `manifests` (each blob once, also when several manifests
+ * share it): committed blobs count their size, active ingests their offset.
+ */
+export function progressOf(manifests: BlobDescriptor[][], state: ContentState): ImageProgress {
+  const blobs = new Map<string, number>();
+  for (const manifest of manifests) {
+    for (const blob of manifest) blobs.set(blob.digest, blob.size);
+  }
+  let receivedBytes = 0;
+  let totalBytes = 0;
+  let activeDownloads = 0;
+  for (const [digest, size] of blobs) {
+    totalBytes += size;
+    const committed = state.committed.get(digest);
+    const offset = state.ingests.get(digest);
+    if (committed !== undefined) {
+      receivedBytes += size;
+    } else if (offset !== undefined) {
+      receivedBytes += Math.min(offset, size);
+      activeDownloads++;
+    }
+  }
+  return { receivedBytes, totalBytes, activeDownloads };
+}
+
+/** A committed manifest as {@linkcode attributeManifests} sees it. */
+export interface ListedManifest {
+  /** The manifest's digest. */
+  digest: string;
+  /** Its labels in the content store. */
+  labels: Readonly<Record<string, string>>;
+  /** The config and layer blobs its JSON lists. */
+  blobs: BlobDescriptor[];
+}
+
+/**
+ * Picks the manifests whose download belongs to the tagged image `ref`, in the order given: the
+ * image manifests of its registry and repository (by distribution-source label) that still miss
+ * a blob, plus those in `previous` (attributed by an earlier sample of the same pull, so that a
+ * finished download stays visible until the pull returns).
+ *
+ * A tag does not tell which manifest it points to during a pull, so every incomplete manifest of
+ * the repository is taken; two tags of one repository pulled at once share them. Complete
+ * manifests not attributed before belong to images already on the node.
+ */
+export function attributeManifests(
+  ref: ImageReference,
+  listed: readonly ListedManifest[],
+  previous: ReadonlySet<string>,
+  committed: ReadonlyMap<string, number>,
+): string[] {
+  const key = distributionSourceLabelKey(ref.registry);
+  return listed
+    .filter((manifest) =>
+      manifest.blobs.length > 0 && labelListsRepository(manifest.labels[key], ref.repository) &&
+      (previous.has(manifest.digest) || manifest.blobs.some((blob) => !committed.has(blob.digest)))
+    )
+    .map((manifest) => manifest.digest);
+}
+
+/**
+ * Tells whether the socket serves containerd's content service, with one cheap call. On CRI-O,
+ * or a socket that is missing or serves something else, answers `available: false` with a
+ * reason for one log line.
+ *
+ * @example
+ * ```ts
+ * const probe = await probeProgress("/run/containerd/containerd.sock");
+ * if (!probe.available) console.log(`progress unavailable: ${probe.reason}`);
+ * ```
+ */
+export async function probeProgress(
+  socket: string,
+  options: ProbeProgressOptions = {},
+): Promise<ProgressProbe> {
+  const source = new ContainerdProgressSource(socket, options);
+  try {
+    await source.listIngests(options.signal);
+    return { available: true, source };
+  } catch (error) {
+    source.close();
+    if (options.signal?.aborted) throw options.signal.reason;
+    if (!(error instanceof ContentServiceError)) throw error;
+    const reason = error.code === grpc.status.UNIMPLEMENTED
+      ? `${socket} does not serve containerd's content service (CRI-O or not containerd)`
+      : error.message;
+    return { available: false, reason };
+  }
+}
+
+type Callback = (error: grpc.ServiceError | null, response: unknown) => void;
+type UnaryMethod = (
+  request: unknown,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+  callback: Callback,
+) => grpc.ClientUnaryCall;
+type StreamMethod = (
+  request: unknown,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+) => grpc.ClientReadableStream<unknown>;
+
+interface RawInfo {
+  digest: string;
+  size: number;
+  created_at?: { seconds: number; nanos: number } | null;
+  labels?: Record<string, string>;
+}
+
+const Content = serviceConstructor(
+  loadProto(contentProto),
+  "containerd.services.content.v1.Content",
+);
+
+/**
+ * Progress from containerd's content service on the same socket as CRI. Keeps a small cache of
+ * manifests (by digest) and, per image being sampled, the manifests attributed to it, so that a
+ * manifest stays attributed after its last blob is committed.
+ *
+ * @example
+ * ```ts
+ * import { ContainerdProgressSource } from "./containerd_progress.ts";
+ *
+ * // How many bytes of debian:12 the node's containerd has received so far.
+ * async function debianProgress(): Promise<number | undefined> {
+ *   using progress = new ContainerdProgressSource("/run/containerd/containerd.sock");
+ *   const samples = await progress.sample(["docker.io/library/debian:12"]);
+ *   return samples.get("docker.io/library/debian:12")?.receivedBytes;
+ * }
+ * ```
+ */
+export class ContainerdProgressSource implements ProgressSource, Disposable {
+  /** The socket path this source reads. */
+  readonly socket: string;
+  #client: grpc.Client;
+  #namespace: string;
+  #timeoutMs: number;
+  #manifests = new Map<string, ParsedManifest>();
+  /** Manifests seen with all their blobs committed, keyed `digest@created_at`. */
+  #complete = new Set<string>();
+  /** Per tagged image: the manifests attributed to it in earlier samples. */
+  #attributed = new Map<string, Set<string>>();
+
+  /** Creates a source; no connection is made until the first sample. */
+  constructor(socket: string, options: ContainerdProgressSourceOptions = {}) {
+    this.socket = socket;
+    this.#namespace = options.namespace ?? "k8s.io";
+    this.#timeoutMs = options.timeoutMs ?? 2000;
+    this.#client = new Content(socketTarget(socket), grpc.credentials.createInsecure());
+  }
+
+  /**
+   * Samples the progress of `images`. Costs one `ListStatuses`, at most two `List` calls, an
+   * `Info` per digest-pinned manifest not seen yet and a `Read` per manifest not seen yet.
+   *
+   * @throws {ContentServiceError} When a call fails or the sample exceeds its deadline.
+   */
+  async sample(
+    images: string[],
+    options: SampleOptions = {},
+  ): Promise<Map<string, ImageProgress>> {
+    const deadline = Date.now() + this.#timeoutMs;
+    const signal = options.signal;
+    const refs = new Map<string, ImageReference>();
+    for (const image of images) {
+      try {
+        refs.set(image, parseImageReference(image));
+      } catch {
+        // An invalid reference cannot be pulled either; it simply has nothing to show.
+      }
+    }
+    for (const image of this.#attributed.keys()) {
+      if (!refs.has(image)) this.#attributed.delete(image);
+    }
+    const tagged = [...refs].filter(([, ref]) => ref.digest === undefined);
+    const pinned = [...refs].filter(([, ref]) => ref.digest !== undefined);
+
+    const repositoryFilters = [
+      ...new Set(tagged.map(([, ref]) => repositoryManifestFilter(ref.registry, ref.repository))),
+    ];
+    const [ingestList, repositoryInfos, pinnedManifests] = await Promise.all([
+      this.listIngests(signal, deadline),
+      repositoryFilters.length === 0
+        ? Promise.resolve([])
+        : this.#list(repositoryFilters, signal, deadline),
+      Promise.all(pinned.map(([, ref]) => this.#pinnedManifests(ref.digest!, signal, deadline))),
+    ]);
+    const ingests = new Map<string, number>();
+    for (const status of ingestList) {
+      const digest = ingestDigest(status.ref);
+      if (digest) ingests.set(digest, Number(status.offset));
+    }
+
+    // Tagged images: the manifests of their repository still missing blobs, and those
+    // attributed to them before (while they are still in the store).
+    const candidates = new Map<string, Set<string>>();
+    for (const [image, ref] of tagged) {
+      const key = distributionSourceLabelKey(ref.registry);
+      const previous = this.#attributed.get(image) ?? new Set();
+      const digests = new Set<string>();
+      for (const info of repositoryInfos) {
+        if (!labelListsRepository(info.labels?.[key], ref.repository)) continue;
+        if (previous.has(info.digest) || !this.#complete.has(completeKey(info))) {
+          digests.add(info.digest);
+        }
+      }
+      candidates.set(image, digests);
+    }
+    const sizes = new Map(repositoryInfos.map((info) => [info.digest, Number(info.size)]));
+    const toRead = new Set([...candidates.values()].flatMap((set) => [...set]));
+    await Promise.all(
+      [...toRead].map((digest) => this.#manifest(digest, sizes.get(digest), signal, deadline)),
+    );
+
+    const blobsOf = (digest: string): BlobDescriptor[] => {
+      const manifest = this.#manifests.get(digest);
+      return manifest?.kind === "manifest" ? manifest.blobs : [];
+    };
+    const wanted = new Set<string>();
+    for (const digests of candidates.values()) {
+      for (const digest of digests) for (const blob of blobsOf(digest)) wanted.add(blob.digest);
+    }
+    for (const digests of pinnedManifests) {
+      for (const digest of digests) for (const blob of blobsOf(digest)) wanted.add(blob.digest);
+    }
+    const committed = new Map<string, number>();
+    if (wanted.size > 0) {
+      const filter = `digest~=${quote(`^(?:${[...wanted].join("|")})$`)}`;
+      for (const info of await this.#list([filter], signal, deadline)) {
+        committed.set(info.digest, Number(info.size));
+      }
+    }
+    const state: ContentState = { committed, ingests };
+
+    const result = new Map<string, ImageProgress>();
+    for (const [image, ref] of tagged) {
+      const listed = repositoryInfos
+        .filter((info) => candidates.get(image)!.has(info.digest))
+        .map((info) => ({
+          digest: info.digest,
+          labels: info.labels ?? {},
+          blobs: blobsOf(info.digest),
+        }));
+      const previous = this.#attributed.get(image) ?? new Set();
+      const attributed = attributeManifests(ref, listed, previous, committed);
+      for (const info of repositoryInfos) {
+        const complete = candidates.get(image)!.has(info.digest) &&
+          !attributed.includes(info.digest) && blobsOf(info.digest).length > 0;
+        if (complete) remember(this.#complete, completeKey(info));
+      }
+      if (attributed.length === 0) {
+        this.#attributed.delete(image);
+        continue;
+      }
+      this.#attributed.set(image, new Set(attributed));
+      result.set(image, progressOf(attributed.map(blobsOf), state));
+    }
+    pinned.forEach(([image], i) => {
+      const manifests = pinnedManifests[i].map(blobsOf).filter((blobs) => blobs.length > 0);
+      if (manifests.length > 0) result.set(image, progressOf(manifests, state));
+    });
+    return result;
+  }
+
+  /** Closes the connection to containerd. */
+  close(): void {
+    this.#client.close();
+  }
+
+  /** Closes the connection to containerd. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Lists the namespace's active ingests; {@linkcode probeProgress} uses it as its cheap call. */
+  async listIngests(
+    signal?: AbortSignal,
+    deadline = Date.now() + this.#timeoutMs,
+  ): Promise<IngestStatus[]> {
+    const response = await this.#unary<{ statuses: IngestStatus[] }>(
+      "ListStatuses",
+      { filters: [] },
+      signal,
+      deadline,
+    );
+    return response.statuses ?? [];
+  }
+
+  /**
+   * The image manifests a digest-pinned reference stands for, once they are in the store: the
+   * manifest itself, or the children of an index that containerd has fetched (its platform's).
+   */
+  async #pinnedManifests(
+    digest: string,
+    signal: AbortSignal | undefined,
+    deadline: number,
+  ): Promise<string[]> {
+    const manifest = this.#manifests.get(digest) ??
+      await this.#manifest(digest, undefined, signal, deadline);
+    if (manifest?.kind === "manifest") return [digest];
+    if (manifest?.kind !== "index") return [];
+    const children = await Promise.all(
+      manifest.manifests.map((child) => this.#manifest(child, undefined, signal, deadline)),
+    );
+    return manifest.manifests.filter((_, i) => children[i]?.kind === "manifest");
+  }
+
+  /** Reads and caches a manifest; `undefined` while it is not committed. */
+  async #manifest(
+    digest: string,
+    size: number | undefined,
+    signal: AbortSignal | undefined,
+    deadline: number,
+  ): Promise<ParsedManifest | undefined> {
+    const cached = this.#manifests.get(digest);
+    if (cached) return cached;
+    if (size === undefined) {
+      try {
+        const response = await this.#unary<{ info: RawInfo }>("Info", { digest }, signal, deadline);
+        size = Number(response.info.size);
+      } catch (error) {
+        if (error instanceof ContentServiceError && error.code === grpc.status.NOT_FOUND) {
+          return undefined;
+        }
+        throw error;
+      }
+    }
+    let manifest: ParsedManifest = { kind: "unknown" };
+    if (size <= MAX_MANIFEST_BYTES) {
+      const chunks = await this.#stream<{ data: Uint8Array }>(
+        "Read",
+        { digest, offset: 0, size: 0 },
+        signal,
+        deadline,
+      ).catch((error) => {
+        if (error instanceof ContentServiceError && error.code === grpc.status.NOT_FOUND) {
+          return undefined;
+        }
+        throw error;
+      });
+      if (chunks === undefined) return undefined;
+      const bytes = new Uint8Array(chunks.reduce((sum, c) => sum + c.data.byteLength, 0));
+      let offset = 0;
+      for (const chunk of chunks) {
+        bytes.set(chunk.data, offset);
+        offset += chunk.data.byteLength;
+      }
+      manifest = parseManifest(bytes);
+    }
+    if (this.#manifests.size >= CACHE_LIMIT) {
+      this.#manifests.delete(this.#manifests.keys().next().value!);
+    }
+    this.#manifests.set(digest, manifest);
+    return manifest;
+  }
+
+  async #list(
+    filters: string[],
+    signal: AbortSignal | undefined,
+    deadline: number,
+  ): Promise<RawInfo[]> {
+    const responses = await this.#stream<{ info: RawInfo[] }>(
+      "List",
+      { filters },
+      signal,
+      deadline,
+    );
+    return responses.flatMap((response) => response.info ?? []);
+  }
+
+  #metadata(): grpc.Metadata {
+    const metadata = new grpc.Metadata();
+    metadata.set("containerd-namespace", this.#namespace);
+    return metadata;
+  }
+
+  #unary<T>(
+    method: string,
+    request: unknown,
+    signal: AbortSignal | undefined,
+    deadline: number,
+  ): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const onAbort = () => call.cancel();
+      const fn = (this.#client as unknown as Record<string, UnaryMethod>)[method]
+        .bind(this.#client);
+      const call = fn(request, this.#metadata(), { deadline }, (error, response) => {
+        signal?.removeEventListener("abort", onAbort);
+        if (signal?.aborted) reject(signal.reason);
+        else if (error) reject(new ContentServiceError(method, this.socket, error));
+        else resolve(response as T);
+      });
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  #stream<T>(
+    method: string,
+    request: unknown,
+    signal: AbortSignal | undefined,
+    deadline: number,
+  ): Promise<T[]> {
+    return new Promise<T[]>((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const fn = (this.#client as unknown as Record<string, StreamMethod>)[method]
+        .bind(this.#client);
+      const call = fn(request, this.#metadata(), { deadline });
+      const onAbort = () => call.cancel();
+      const messages: T[] = [];
+      call.on("data", (message: T) => messages.push(message));
+      call.on("error", (error: grpc.ServiceError) => {
+        signal?.removeEventListener("abort", onAbort);
+        if (signal?.aborted) reject(signal.reason);
+        else reject(new ContentServiceError(method, this.socket, error));
+      });
+      call.on("end", () => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve(messages);
+      });
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+}
+
+/** Quotes a filter field or value the way containerd's filter syntax (Go string syntax) wants. */
+function quote(text: string): string {
+  return JSON.stringify(text);
+}
+
+/** Adds to a bounded set, forgetting the oldest entry when it is full. */
+function remember(set: Set<string>, key: string): void {
+  if (set.size >= CACHE_LIMIT) set.delete(set.values().next().value!);
+  set.add(key);
+}
+
+function labelListsRepository(label: string | undefined, repository: string): boolean {
+  return label !== undefined && label.split(",").includes(repository);
+}
+
+function completeKey(info: RawInfo): string {
+  return `${info.digest}@${info.created_at?.seconds ?? 0}.${info.created_at?.nanos ?? 0}`;
+}
+
+function isDescriptor(value: unknown): value is BlobDescriptor {
+  if (typeof value !== "object" || value === null) return false;
+  const { digest, size } = value as Record<string, unknown>;
+  return typeof digest === "string" && typeof size === "number";
+}

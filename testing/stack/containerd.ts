@@ -1,0 +1,235 @@
+/**
+ * Runs a private containerd (root, state, socket in one temporary directory) that pulls from
+ * local registries over plain HTTP. Many can run at once, one per simulated node.
+ *
+ * @module
+ */
+import { type Daemon, readLogTail, spawnDaemon } from "./daemon.ts";
+import { findOnPath } from "./packages.ts";
+import { waitUntil } from "./wait_until.ts";
+
+/** Options for {@linkcode startContainerd}. */
+export interface StartContainerdOptions {
+  /** `host:port` of registries to reach over plain HTTP (more via `addRegistryHost`). */
+  registryHosts: string[];
+  /** Path of the `containerd` program. @default {found on PATH} */
+  binary?: string;
+  /** Path of the `ctr` program. @default {found on PATH} */
+  ctrBinary?: string;
+  /** How long to wait for the socket to answer, in milliseconds. @default {20000} */
+  startTimeoutMs?: number;
+  /**
+   * Parent of the private directory. Keep it short: the socket path must fit in 107 bytes.
+   *
+   * @default {"/tmp"}
+   */
+  parentDir?: string;
+  /**
+   * More plugins to leave out, e.g. `io.containerd.grpc.v1.content` for a runtime whose socket
+   * serves CRI but not containerd's content service.
+   *
+   * @default {[]}
+   */
+  disabledPlugins?: string[];
+}
+
+/** A running containerd; stop it with `stop()` or `await using` (which also removes its files). */
+export interface Containerd extends AsyncDisposable {
+  /** The private directory holding config, root, state, socket and log. */
+  readonly dir: string;
+  /** Path of the gRPC socket, for CRI clients (`unix://` + socket). */
+  readonly socket: string;
+  /** containerd's root directory (content store, snapshots, metadata). */
+  readonly root: string;
+  /** containerd's log file (appended to across restarts). */
+  readonly logPath: string;
+  /** Whether the process is currently running. */
+  readonly running: boolean;
+  /** Stops the process: SIGTERM, then SIGKILL after 5 s. Keeps the files. */
+  stop(): Promise<void>;
+  /** Stops it if running, then starts it again with the same root and socket. */
+  restart(): Promise<void>;
+  /** Lets containerd pull from `host` (`host:port`) over plain HTTP from the next pull on. */
+  addRegistryHost(host: string): Promise<void>;
+  /** Image references in the `k8s.io` namespace, via `ctr` (for debugging). */
+  listImages(): Promise<string[]>;
+}
+
+/** Thrown when containerd does not come up; the message carries the tail of its log. */
+export class ContainerdStartError extends Error {
+  /** Builds the error; `logTail` is appended to `message`. */
+  constructor(message: string, logTail: string) {
+    super(`${message}\nLast containerd log lines:\n${logTail}`);
+    this.name = "ContainerdStartError";
+  }
+}
+
+/**
+ * Writes a config and starts `containerd` in a fresh directory under `/tmp`, waiting until
+ * `ctr version` gets an answer over its socket.
+ *
+ * @example
+ * ```ts
+ * import { startContainerd } from "./containerd.ts";
+ * import { startRegistry } from "./registry.ts";
+ *
+ * await using registry = await startRegistry();
+ * await using containerd = await startContainerd({ registryHosts: [registry.host] });
+ * // pull through CRI at `unix://${containerd.socket}`
+ * ```
+ */
+export async function startContainerd(options: StartContainerdOptions): Promise<Containerd> {
+  const binary = options.binary ?? await findOnPath("containerd");
+  const ctr = options.ctrBinary ?? await findOnPath("ctr");
+  if (!binary || !ctr) {
+    throw new ContainerdStartError(
+      "containerd/ctr are not installed; run ensureDebianPackages() or apt-get install containerd",
+      "",
+    );
+  }
+  const dir = await Deno.makeTempDir({ dir: options.parentDir ?? "/tmp", prefix: "ipf-" });
+  const socket = `${dir}/containerd.sock`;
+  const root = `${dir}/root`;
+  const logPath = `${dir}/containerd.log`;
+  const configPath = `${dir}/config.toml`;
+  const timeoutMs = options.startTimeoutMs ?? 20_000;
+  if (new TextEncoder().encode(socket + ".ttrpc").byteLength > 107) {
+    await Deno.remove(dir, { recursive: true });
+    throw new ContainerdStartError(
+      `socket path ${socket} is too long; use a shorter parentDir`,
+      "",
+    );
+  }
+
+  const addRegistryHost = async (host: string) => {
+    await Deno.mkdir(`${dir}/certs.d/${host}`, { recursive: true });
+    await Deno.writeTextFile(
+      `${dir}/certs.d/${host}/hosts.toml`,
+      `server = "http://${host}"\n\n[host."http://${host}"]\n  capabilities = ["pull", "resolve"]\n`,
+    );
+  };
+
+  let daemon: Daemon | undefined;
+  const start = async () => {
+    daemon = spawnDaemon(binary, ["--config", configPath], logPath, { cwd: dir });
+    const current = daemon;
+    const ready = await waitUntil(
+      async () => (await runCtr(ctr, socket, ["version"])).success,
+      { timeoutMs, intervalMs: 100, abandon: () => current.exited },
+    );
+    if (!ready) {
+      await current.stop(1000);
+      throw new ContainerdStartError(
+        `containerd (config ${configPath}) did not answer on ${socket} within ${timeoutMs} ms`,
+        await readLogTail(logPath),
+      );
+    }
+  };
+  const stop = async () => {
+    await daemon?.stop();
+  };
+
+  try {
+    await Deno.writeTextFile(
+      configPath,
+      containerdConfig(dir, socket, root, options.disabledPlugins ?? []),
+    );
+    for (const host of options.registryHosts) await addRegistryHost(host);
+    await start();
+  } catch (error) {
+    await removeDir(dir);
+    throw error;
+  }
+
+  let disposed: Promise<void> | undefined;
+  return {
+    dir,
+    socket,
+    root,
+    logPath,
+    get running() {
+      return daemon !== undefined && !daemon.exited;
+    },
+    stop,
+    async restart() {
+      await stop();
+      await start();
+    },
+    addRegistryHost,
+    async listImages() {
+      const output = await runCtr(ctr, socket, ["-n", "k8s.io", "images", "ls", "-q"]);
+      return new TextDecoder().decode(output.stdout).split("\n").filter((line) => line !== "");
+    },
+    [Symbol.asyncDispose]() {
+      return disposed ??= stop().then(() => removeDir(dir));
+    },
+  };
+}
+
+function runCtr(ctr: string, socket: string, args: string[]): Promise<Deno.CommandOutput> {
+  return new Deno.Command(ctr, {
+    args: ["--address", socket, "--timeout", "2s", ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+}
+
+function containerdConfig(
+  dir: string,
+  socket: string,
+  root: string,
+  disabledPlugins: string[],
+): string {
+  const q = JSON.stringify;
+  return `version = 2
+root = ${q(root)}
+state = ${q(`${dir}/state`)}
+# Snapshotters this harness never uses; skipping them keeps start-up quick and the log quiet.
+disabled_plugins = [
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.zfs",
+${disabledPlugins.map((plugin) => `  ${q(plugin)},\n`).join("")}]
+
+[grpc]
+  address = ${q(socket)}
+
+[ttrpc]
+  address = ${q(`${socket}.ttrpc`)}
+
+[debug]
+  address = ""
+
+[metrics]
+  address = ""
+
+[plugins."io.containerd.grpc.v1.cri"]
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "native"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = ${q(`${dir}/certs.d`)}
+`;
+}
+
+/**
+ * Removes `dir` recursively, first unmounting anything still mounted below it (a containerd
+ * killed mid-unpack can leave a temporary bind mount behind).
+ */
+async function removeDir(dir: string): Promise<void> {
+  let mounts: string[] = [];
+  try {
+    mounts = (await Deno.readTextFile("/proc/self/mounts")).split("\n")
+      .map((line) => line.split(" ")[1]?.replace(/\\040/g, " "))
+      .filter((point): point is string => point !== undefined && point.startsWith(`${dir}/`))
+      .sort((a, b) => b.length - a.length);
+  } catch {
+    // no /proc: nothing we can unmount anyway
+  }
+  for (const point of mounts) {
+    await new Deno.Command("umount", { args: ["-l", point], stdout: "null", stderr: "null" })
+      .output().catch(() => {});
+  }
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+}
