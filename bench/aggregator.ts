@@ -9,7 +9,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { formatBytes } from "../lib/core/log.ts";
 import { type MetricsResult, resultToWire } from "../lib/metrics/protocol.ts";
-import { MetricsService } from "../lib/metrics/server/server.ts";
+import { MetricsService } from "../lib/metrics/protocol.ts";
 import { startMetricsServerProcess } from "../testing/metrics_server_process.ts";
 
 const NODES = Number(Deno.args[0] ?? 5_000);

@@ -1,23 +1,16 @@
 /**
  * `image-prefetcher aggregate-metrics`: flags and wiring of the metrics server. The work is done
- * by `lib/metrics_server.ts` and `lib/metrics_store.ts`.
+ * by `lib/metrics/server/run_aggregate_metrics.ts`.
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { readTokenFile } from "../lib/core/token_file.ts";
-import { ExitCode, InvalidInputError } from "../lib/core/exit_codes.ts";
+import { ExitCode } from "../lib/core/exit_codes.ts";
 import { type LogFormat, Logger } from "../lib/core/log.ts";
-import { MetricsServerStartError, startMetricsServer } from "../lib/metrics/server/server.ts";
-import { MetricsStore, StoreFullError } from "../lib/metrics/server/store.ts";
-import { JournalError, MetricsJournal } from "../lib/metrics/server/journal.ts";
-
-interface FlagSpec {
-  type: "string" | "boolean";
-  default?: string;
-  value?: string;
-  help: string;
-}
+import {
+  type AggregateMetricsConfig,
+  runAggregateMetrics,
+} from "../lib/metrics/server/run_aggregate_metrics.ts";
+import { type FlagSpec, helpRows, orExitOnInvalidInput, parseFlags } from "./_flags.ts";
 
 /** Every flag of `aggregate-metrics`, with its default and its line of `--help`. */
 export const AGGREGATE_METRICS_FLAGS = {
@@ -62,13 +55,6 @@ export const AGGREGATE_METRICS_FLAGS = {
 
 /** The help text of `aggregate-metrics`. */
 export function aggregateMetricsHelp(): string {
-  const rows = Object.entries(AGGREGATE_METRICS_FLAGS as Record<string, FlagSpec>).map(
-    ([name, spec]) => {
-      const left = `  --${name}${spec.value ? ` ${spec.value}` : ""}`;
-      const def = spec.default !== undefined ? ` (default ${spec.default})` : "";
-      return `${left.padEnd(28)}${spec.help}${def}`;
-    },
-  );
   return [
     "Usage: image-prefetcher aggregate-metrics [flags]",
     "",
@@ -80,7 +66,7 @@ export function aggregateMetricsHelp(): string {
     "  /healthz   ok (no token needed)",
     "",
     "Flags:",
-    ...rows,
+    ...helpRows(AGGREGATE_METRICS_FLAGS, 28),
     "",
     "Exit status: 0 after SIGTERM or SIGINT (streams in progress get 5s to finish); 2 for a bad",
     "flag, an unreadable --token-file or an unusable --state-file; 1 when a port cannot be",
@@ -90,144 +76,41 @@ export function aggregateMetricsHelp(): string {
 
 /** What the command line asks for. */
 export type AggregateMetricsInvocation =
-  | {
-    kind: "run";
-    grpcPort: number;
-    httpPort: number;
-    maxResults: number;
-    tokenFile?: string;
-    stateFile?: string;
-    logFormat: LogFormat;
-    debug: boolean;
-  }
+  | { kind: "run"; config: AggregateMetricsConfig; logFormat: LogFormat; debug: boolean }
   | { kind: "help" };
 
 /** Parses the arguments. Throws {@linkcode InvalidInputError} naming the flag and the fix. */
 export function parseAggregateMetricsArgs(args: string[]): AggregateMetricsInvocation {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options: AGGREGATE_METRICS_FLAGS, strict: true });
-  } catch (error) {
-    throw new InvalidInputError(
-      `${
-        (error as Error).message.replace(/\.$/, "")
-      }; run "image-prefetcher aggregate-metrics --help" for the flags.`,
-    );
-  }
-  const v = parsed.values;
-  if (v.help) return { kind: "help" };
-  const str = (name: keyof typeof AGGREGATE_METRICS_FLAGS): string | undefined =>
-    (v[name] as string | undefined) ?? (AGGREGATE_METRICS_FLAGS[name] as FlagSpec).default;
-  const whole = (name: keyof typeof AGGREGATE_METRICS_FLAGS, min: number, max: number) => {
-    const text = str(name)!;
-    const value = Number(text);
-    if (!/^\d+$/.test(text) || value < min || value > max) {
-      throw new InvalidInputError(
-        `--${name} must be a whole number from ${min} to ${max}, not "${text}".`,
-      );
-    }
-    return value;
-  };
-  const logFormat = str("log-format");
-  if (logFormat !== "text" && logFormat !== "json") {
-    throw new InvalidInputError(`--log-format must be text or json, not "${logFormat}".`);
-  }
+  const flags = parseFlags("aggregate-metrics", AGGREGATE_METRICS_FLAGS, args);
+  if (flags.boolean("help")) return { kind: "help" };
   return {
     kind: "run",
-    grpcPort: whole("grpc-port", 0, 65535),
-    httpPort: whole("http-port", 0, 65535),
-    maxResults: whole("max-results", 1, 100_000_000),
-    tokenFile: str("token-file"),
-    stateFile: str("state-file"),
-    logFormat,
-    debug: v.debug ?? false,
+    config: {
+      grpcPort: flags.wholeNumber("grpc-port", 0, 65535),
+      httpPort: flags.wholeNumber("http-port", 0, 65535),
+      maxResults: flags.wholeNumber("max-results", 1, 100_000_000),
+      tokenFile: flags.string("token-file"),
+      stateFile: flags.string("state-file"),
+    },
+    logFormat: flags.oneOf("log-format", ["text", "json"])!,
+    debug: flags.boolean("debug"),
   };
 }
 
 /** Runs the server until SIGTERM or SIGINT, then exits 0. */
 export async function main(args: string[]): Promise<never> {
-  let invocation: AggregateMetricsInvocation;
-  let token: string | undefined;
-  try {
-    invocation = parseAggregateMetricsArgs(args);
-    if (invocation.kind === "run" && invocation.tokenFile) {
-      token = await readTokenFile(invocation.tokenFile, "--token-file");
-    }
-  } catch (error) {
-    if (!(error instanceof InvalidInputError)) throw error;
-    console.error(`image-prefetcher aggregate-metrics: ${error.message}`);
-    Deno.exit(ExitCode.InvalidInput);
-  }
+  const invocation = await orExitOnInvalidInput(
+    "aggregate-metrics",
+    () => parseAggregateMetricsArgs(args),
+  );
   if (invocation.kind === "help") {
     console.log(aggregateMetricsHelp());
     Deno.exit(ExitCode.Ok);
   }
+  const stop = new AbortController();
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    Deno.addSignalListener(signal, () => stop.abort(signal));
+  }
   const logger = new Logger({ format: invocation.logFormat, debug: invocation.debug });
-  const store = new MetricsStore({ maxResults: invocation.maxResults });
-  let journal: MetricsJournal | undefined;
-  if (invocation.stateFile) {
-    try {
-      const opened = await MetricsJournal.open(invocation.stateFile);
-      journal = opened.journal;
-      let restored = 0;
-      for (const result of opened.results) {
-        try {
-          if (store.add(result) === "added") restored++;
-        } catch (error) {
-          if (!(error instanceof StoreFullError)) throw error;
-          logger.warn(
-            "the state file holds more attempts than --max-results; the rest are left out",
-            {
-              file: invocation.stateFile,
-              max_results: invocation.maxResults,
-            },
-          );
-          break;
-        }
-      }
-      logger.info("restored attempts from the state file", {
-        file: invocation.stateFile,
-        restored,
-        skipped_lines: opened.skipped || undefined,
-      });
-    } catch (error) {
-      if (!(error instanceof JournalError)) throw error;
-      logger.error(error.message);
-      Deno.exit(ExitCode.InvalidInput);
-    }
-  }
-  let server;
-  try {
-    server = await startMetricsServer({
-      store,
-      logger,
-      grpcPort: invocation.grpcPort,
-      httpPort: invocation.httpPort,
-      token,
-      journal,
-    });
-  } catch (error) {
-    if (!(error instanceof MetricsServerStartError)) throw error;
-    logger.error(error.message);
-    Deno.exit(1);
-  }
-  logger.info("aggregate-metrics listening", {
-    grpc_port: server.grpcPort,
-    http_port: server.httpPort,
-    max_results: invocation.maxResults,
-    token: token ? "required" : "none",
-    server_id: server.serverId,
-  });
-  return await new Promise<never>(() => {
-    let stopping = false;
-    for (const signal of ["SIGTERM", "SIGINT"] as const) {
-      Deno.addSignalListener(signal, async () => {
-        if (stopping) return;
-        stopping = true;
-        logger.info("shutting down", { signal, results: store.size, nodes: store.nodeCount });
-        await server.shutdown(5_000);
-        Deno.exit(ExitCode.Ok);
-      });
-    }
-  });
+  Deno.exit(await runAggregateMetrics(invocation.config, { logger, signal: stop.signal }));
 }

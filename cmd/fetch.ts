@@ -1,21 +1,22 @@
 /**
- * `image-prefetcher fetch`: flags and wiring. The work is done by `lib/fetch.ts`.
+ * `image-prefetcher fetch`: flags and wiring. The work is done by `lib/pull/run_fetch.ts`; the
+ * metrics server is wired in as its reporter (`lib/metrics/client/reporter.ts`).
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { parseDuration } from "../lib/core/duration.ts";
 import { ExitCode, InterruptedError, InvalidInputError } from "../lib/core/exit_codes.ts";
-import { type FetchConfig, runFetch } from "../lib/pull/run_fetch.ts";
 import { type LogFormat, Logger } from "../lib/core/log.ts";
+import type { RetryScheduleOptions } from "../lib/core/retry_schedule.ts";
+import { openMetricsReporter } from "../lib/metrics/client/reporter.ts";
+import { type FetchConfig, runFetch } from "../lib/pull/run_fetch.ts";
 import type { PullPolicy } from "../lib/pull/scheduler.ts";
-
-interface FlagSpec {
-  type: "string" | "boolean";
-  default?: string;
-  value?: string;
-  help: string;
-}
+import {
+  type FlagSpec,
+  helpRows,
+  orExitOnInvalidInput,
+  type ParsedFlags,
+  parseFlags,
+} from "./_flags.ts";
 
 /** Every flag of `fetch`, with its default and its line of `--help`. */
 export const FETCH_FLAGS = {
@@ -140,11 +141,6 @@ export const FETCH_FLAGS = {
 
 /** The help text of `fetch`. */
 export function fetchHelp(): string {
-  const rows = Object.entries(FETCH_FLAGS as Record<string, FlagSpec>).map(([name, spec]) => {
-    const left = `  --${name}${spec.value ? ` ${spec.value}` : ""}`;
-    const def = spec.default !== undefined ? ` (default ${spec.default})` : "";
-    return `${left.padEnd(42)}${spec.help}${def}`;
-  });
   return [
     "Usage: image-prefetcher fetch [flags] [image ...]",
     "",
@@ -152,7 +148,7 @@ export function fetchHelp(): string {
     "runtime's CRI socket, all in parallel, retrying stalled or failed pulls with growing timeouts.",
     "",
     "Flags:",
-    ...rows,
+    ...helpRows(FETCH_FLAGS, 42),
     "",
     "Durations are written like 30s, 5m, 1h30m.",
     "",
@@ -167,8 +163,19 @@ export function fetchHelp(): string {
 
 /** What the command line asks for: a run, or the help text. */
 export type FetchInvocation =
-  | { kind: "run"; config: FetchConfig; logFormat: LogFormat; debug: boolean }
+  | {
+    kind: "run";
+    config: FetchConfig;
+    /** `host:port` of the metrics server, if any. */
+    metricsEndpoint?: string;
+    /** File holding the bearer token the metrics server requires, if any. */
+    metricsTokenFile?: string;
+    logFormat: LogFormat;
+    debug: boolean;
+  }
   | { kind: "help" };
+
+type FetchFlags = ParsedFlags<typeof FETCH_FLAGS>;
 
 /**
  * Parses `fetch`'s arguments. Throws {@linkcode InvalidInputError} naming the flag and the fix.
@@ -181,121 +188,81 @@ export function parseFetchArgs(
     hostname: () => Deno.hostname(),
   },
 ): FetchInvocation {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options: FETCH_FLAGS, allowPositionals: true, strict: true });
-  } catch (error) {
-    throw new InvalidInputError(
-      `${
-        (error as Error).message.replace(/\.$/, "")
-      }; run "image-prefetcher fetch --help" for the flags.`,
-    );
-  }
-  const v = parsed.values;
-  if (v.help) return { kind: "help" };
-  const str = (name: keyof typeof FETCH_FLAGS): string | undefined => {
-    const value = v[name] as string | undefined;
-    return value ?? (FETCH_FLAGS[name] as FlagSpec).default;
-  };
-  const duration = (name: keyof typeof FETCH_FLAGS): number => {
-    try {
-      return parseDuration(str(name)!);
-    } catch (error) {
-      throw new InvalidInputError(`--${name}: ${(error as Error).message}`);
-    }
-  };
-  const maxParallelText = str("max-parallel")!;
-  if (!/^\d+$/.test(maxParallelText)) {
-    throw new InvalidInputError(
-      `--max-parallel must be a whole number (0 for no bound), not "${maxParallelText}".`,
-    );
-  }
-  const pullPolicy = str("pull-policy");
-  if (pullPolicy !== undefined && pullPolicy !== "Always" && pullPolicy !== "IfNotPresent") {
-    throw new InvalidInputError(
-      `--pull-policy must be Always or IfNotPresent, not "${pullPolicy}"; leave it out for ` +
-        "Kubernetes' default.",
-    );
-  }
-  const progress = str("progress");
-  if (progress !== "auto" && progress !== "off") {
-    throw new InvalidInputError(`--progress must be auto or off, not "${progress}".`);
-  }
-  const logFormat = str("log-format");
-  if (logFormat !== "text" && logFormat !== "json") {
-    throw new InvalidInputError(`--log-format must be text or json, not "${logFormat}".`);
-  }
-  const metricsEndpoint = str("metrics-endpoint");
-  if (
-    metricsEndpoint !== undefined &&
-    !/^[^\s/:]+:\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(metricsEndpoint)
-  ) {
-    throw new InvalidInputError(
-      `--metrics-endpoint must be host:port, like my-images-metrics:8443, not "${metricsEndpoint}".`,
-    );
-  }
-  const schedule = {
-    initialAttemptTimeoutMs: duration("initial-pull-attempt-timeout"),
-    maxAttemptTimeoutMs: duration("max-pull-attempt-timeout"),
-    initialDelayMs: duration("initial-pull-attempt-delay"),
-    maxDelayMs: duration("max-pull-attempt-delay"),
-  };
-  for (
-    const [initial, max] of [["initial-pull-attempt-timeout", "max-pull-attempt-timeout"], [
-      "initial-pull-attempt-delay",
-      "max-pull-attempt-delay",
-    ]] as const
-  ) {
-    if (duration(initial) > duration(max)) {
-      throw new InvalidInputError(
-        `--${initial} (${str(initial)}) is longer than --${max} (${
-          str(max)
-        }); raise --${max} or lower --${initial}.`,
-      );
-    }
-  }
-  if (duration("stall-timeout") <= 0 || duration("progress-interval") <= 0) {
+  const flags = parseFlags("fetch", FETCH_FLAGS, args, { positionals: true });
+  if (flags.boolean("help")) return { kind: "help" };
+  const schedule = retrySchedule(flags);
+  if (flags.duration("stall-timeout") <= 0 || flags.duration("progress-interval") <= 0) {
     throw new InvalidInputError("--stall-timeout and --progress-interval must be longer than 0s.");
-  }
-  if (schedule.initialAttemptTimeoutMs <= 0) {
-    throw new InvalidInputError("--initial-pull-attempt-timeout must be longer than 0s, like 30s.");
   }
   return {
     kind: "run",
-    logFormat,
-    debug: v.debug ?? false,
+    logFormat: flags.oneOf("log-format", ["text", "json"])!,
+    debug: flags.boolean("debug"),
+    metricsEndpoint: metricsEndpoint(flags),
+    metricsTokenFile: flags.string("metrics-token-file"),
     config: {
-      criSocket: str("cri-socket")!,
-      imageListFile: str("image-list-file"),
-      images: parsed.positionals,
-      dockerConfig: str("docker-config"),
-      metricsEndpoint,
-      metricsTokenFile: str("metrics-token-file"),
-      imageListTimeoutMs: duration("image-list-timeout"),
-      criConnectTimeoutMs: duration("cri-connect-timeout"),
+      criSocket: flags.string("cri-socket")!,
+      imageListFile: flags.string("image-list-file"),
+      images: flags.positionals,
+      dockerConfig: flags.string("docker-config"),
+      imageListTimeoutMs: flags.duration("image-list-timeout"),
+      criConnectTimeoutMs: flags.duration("cri-connect-timeout"),
       schedule,
-      overallTimeoutMs: duration("overall-timeout"),
-      progress,
-      stallTimeoutMs: duration("stall-timeout"),
-      progressIntervalMs: duration("progress-interval"),
-      maxParallel: Number(maxParallelText),
-      pullPolicy: pullPolicy as PullPolicy | undefined,
-      nodeName: str("node-name") || env.nodeName || env.hostname(),
-      strict: v.strict ?? false,
+      overallTimeoutMs: flags.duration("overall-timeout"),
+      progress: flags.oneOf("progress", ["auto", "off"])!,
+      stallTimeoutMs: flags.duration("stall-timeout"),
+      progressIntervalMs: flags.duration("progress-interval"),
+      maxParallel: flags.wholeNumber("max-parallel", 0, 1_000_000, " (0 for no bound)"),
+      pullPolicy: flags.oneOf<PullPolicy>(
+        "pull-policy",
+        ["Always", "IfNotPresent"],
+        "; leave it out for Kubernetes' default",
+      ),
+      nodeName: flags.string("node-name") || env.nodeName || env.hostname(),
+      strict: flags.boolean("strict"),
     },
   };
 }
 
+/** The attempt timeouts and delays, each initial value no longer than its maximum. */
+function retrySchedule(flags: FetchFlags): RetryScheduleOptions {
+  const pairs = [
+    ["initial-pull-attempt-timeout", "max-pull-attempt-timeout"],
+    ["initial-pull-attempt-delay", "max-pull-attempt-delay"],
+  ] as const;
+  for (const [initial, max] of pairs) {
+    if (flags.duration(initial) > flags.duration(max)) {
+      throw new InvalidInputError(
+        `--${initial} (${flags.string(initial)}) is longer than --${max} ` +
+          `(${flags.string(max)}); raise --${max} or lower --${initial}.`,
+      );
+    }
+  }
+  if (flags.duration("initial-pull-attempt-timeout") <= 0) {
+    throw new InvalidInputError("--initial-pull-attempt-timeout must be longer than 0s, like 30s.");
+  }
+  return {
+    initialAttemptTimeoutMs: flags.duration("initial-pull-attempt-timeout"),
+    maxAttemptTimeoutMs: flags.duration("max-pull-attempt-timeout"),
+    initialDelayMs: flags.duration("initial-pull-attempt-delay"),
+    maxDelayMs: flags.duration("max-pull-attempt-delay"),
+  };
+}
+
+/** `--metrics-endpoint`, checked to be `host:port` or `[ipv6]:port`. */
+function metricsEndpoint(flags: FetchFlags): string | undefined {
+  const endpoint = flags.string("metrics-endpoint");
+  if (endpoint === undefined || /^[^\s/:]+:\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(endpoint)) {
+    return endpoint;
+  }
+  throw new InvalidInputError(
+    `--metrics-endpoint must be host:port, like my-images-metrics:8443, not "${endpoint}".`,
+  );
+}
+
 /** Runs `fetch` with the process's arguments and exits with its status. */
 export async function main(args: string[]): Promise<never> {
-  let invocation: FetchInvocation;
-  try {
-    invocation = parseFetchArgs(args);
-  } catch (error) {
-    if (!(error instanceof InvalidInputError)) throw error;
-    console.error(`image-prefetcher fetch: ${error.message}`);
-    Deno.exit(ExitCode.InvalidInput);
-  }
+  const invocation = await orExitOnInvalidInput("fetch", () => parseFetchArgs(args));
   if (invocation.kind === "help") {
     console.log(fetchHelp());
     Deno.exit(ExitCode.Ok);
@@ -305,11 +272,20 @@ export async function main(args: string[]): Promise<never> {
     Deno.addSignalListener(signal, () => interrupt.abort(new InterruptedError(signal)));
   }
   const logger = new Logger({ format: invocation.logFormat, debug: invocation.debug });
-  const code = await runFetch(invocation.config, {
+  const { metricsEndpoint, metricsTokenFile, config } = invocation;
+  const code = await runFetch(config, {
     logger,
     summaryFormat: invocation.logFormat,
     writeSummary: (text) => console.log(text),
     signal: interrupt.signal,
+    openReporter: metricsEndpoint
+      ? openMetricsReporter({
+        endpoint: metricsEndpoint,
+        tokenFile: metricsTokenFile,
+        node: config.nodeName,
+        logger,
+      })
+      : undefined,
   });
   Deno.exit(code);
 }

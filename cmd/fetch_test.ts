@@ -17,8 +17,6 @@ Deno.test("the defaults are the original tool's", () => {
     imageListFile: undefined,
     images: ["debian"],
     dockerConfig: undefined,
-    metricsEndpoint: undefined,
-    metricsTokenFile: undefined,
     imageListTimeoutMs: 60_000,
     criConnectTimeoutMs: 60_000,
     schedule: {

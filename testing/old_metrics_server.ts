@@ -13,7 +13,7 @@
  * @module
  */
 import * as grpc from "@grpc/grpc-js";
-import { MetricsService, SERVER_ID_METADATA_KEY } from "../lib/metrics/server/server.ts";
+import { MetricsService, SERVER_ID_METADATA_KEY } from "../lib/metrics/protocol.ts";
 
 if (import.meta.main) {
   const [port, claims] = [Number(Deno.args[0]), Deno.args[1] === "claims"];

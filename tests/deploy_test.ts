@@ -192,7 +192,7 @@ Deno.test("the init container's arguments are what the real fetch parser accepts
     const namespace = everything ? "prefetch-images" : "default";
     const name = everything ? "everything" : "my-images";
     assert.equal(
-      config.metricsEndpoint,
+      parsed.metricsEndpoint,
       variant.args.includes("--collect-metrics")
         ? `${name}-metrics.${namespace}.svc:8443`
         : undefined,
@@ -413,12 +413,12 @@ Deno.test("metrics: the Service selects the aggregator and fetch reports to it",
     assert.equal(container.args[0], "aggregate-metrics");
     const parsed = parseAggregateMetricsArgs(container.args.slice(1));
     assert.ok(parsed.kind === "run");
-    assert.deepEqual([parsed.grpcPort, parsed.httpPort], [8443, 8080]);
+    assert.deepEqual([parsed.config.grpcPort, parsed.config.httpPort], [8443, 8080]);
     // Its state file is on the pod's emptyDir, so attempts survive a crash of the container.
     const mount = container.volumeMounts.find((m: Json) =>
-      parsed.stateFile?.startsWith(m.mountPath + "/")
+      parsed.config.stateFile?.startsWith(m.mountPath + "/")
     );
-    assert.ok(mount, `no volume holds ${parsed.stateFile}`);
+    assert.ok(mount, `no volume holds ${parsed.config.stateFile}`);
     const volume = deployment.spec.template.spec.volumes.find((v: Json) => v.name === mount.name);
     assert.ok(volume?.emptyDir, "the state file's volume is an emptyDir");
     for (const port of service.spec.ports) {

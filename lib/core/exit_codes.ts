@@ -4,12 +4,14 @@
  * @module
  */
 
-/** Exit statuses of the `fetch` subcommand. */
+/** Exit statuses of the subcommands (`CannotListen` is `aggregate-metrics`' only). */
 export const ExitCode = Object.freeze({
   /** Every image is on the node, or some failed and `--strict` was not given. */
   Ok: 0,
   /** Some images are not on the node and `--strict` was given. */
   ImagesFailed: 1,
+  /** `aggregate-metrics` could not listen on one of its ports. */
+  CannotListen: 1,
   /** Bad invocation: a flag, the image list, a line of it, or the docker config. */
   InvalidInput: 2,
   /** The container runtime did not answer on its socket in time. */

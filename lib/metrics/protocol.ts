@@ -3,8 +3,32 @@
  * and from the `Result` message of `proto/metrics.proto`, its validation, and the snake_case JSON
  * that `GET /metrics` serves (the original tool's format).
  *
+ * It also holds the rest of the wire contract that clients and servers share: the `Metrics`
+ * service constructor and the trailing-metadata keys by which a server describes itself.
+ *
  * @module
  */
+import type * as grpc from "@grpc/grpc-js";
+import metricsProto from "../../proto/metrics.proto" with { type: "text" };
+import { loadProto, serviceConstructor } from "../core/proto.ts";
+
+/** The trailing-metadata key carrying the server's identity, new at every start. */
+export const SERVER_ID_METADATA_KEY = "x-metrics-server-id";
+
+/**
+ * The trailing-metadata key by which a server says which results beyond attempts it takes; its
+ * value is {@linkcode ACCEPTS_IN_PROGRESS}. Older servers (and the original tool's) do not send it.
+ */
+export const ACCEPTS_METADATA_KEY = "x-metrics-accepts";
+
+/** The value of {@linkcode ACCEPTS_METADATA_KEY} of a server that keeps `in-progress` results. */
+export const ACCEPTS_IN_PROGRESS = "in-progress";
+
+/** The `Metrics` service constructor (`/Metrics/Submit`), for clients and servers. */
+export const MetricsService: grpc.ServiceClientConstructor = serviceConstructor(
+  loadProto(metricsProto),
+  "Metrics",
+);
 
 /**
  * How an attempt ended:

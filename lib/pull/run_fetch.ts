@@ -27,10 +27,8 @@ import { describeError, pullImages, type PullPolicy, type PullTarget } from "./s
 import type { RetryScheduleOptions } from "../core/retry_schedule.ts";
 import { formatSummaryText, summarize } from "./run_summary.ts";
 import { logPullEvent } from "./event_log.ts";
-import { readTokenFile } from "../core/token_file.ts";
 import { ProgressMonitor } from "./progress_monitor.ts";
-import { metricsReporter } from "../metrics/client/events.ts";
-import { MetricsSubmitter } from "../metrics/client/submitter.ts";
+import type { OpenPullReporter } from "./reporter.ts";
 import { probeProgress } from "../runtime/containerd_progress.ts";
 
 /** Everything a `fetch` run is told by its flags. */
@@ -43,10 +41,6 @@ export interface FetchConfig {
   images: string[];
   /** Path of a docker config (`.dockerconfigjson`) with registry credentials, if any. */
   dockerConfig?: string;
-  /** `host:port` of the metrics server, if any. */
-  metricsEndpoint?: string;
-  /** File holding the bearer token the metrics server requires, if any. */
-  metricsTokenFile?: string;
   /** How long to wait for the image list file to appear. */
   imageListTimeoutMs: number;
   /** How long to wait for the runtime to answer on its socket. */
@@ -81,6 +75,8 @@ export interface FetchContext {
   writeSummary: (text: string) => void;
   /** Aborted with an {@linkcode InterruptedError} when the run must stop. */
   signal?: AbortSignal;
+  /** Opens where pull events are reported besides the log (the metrics server), if anywhere. */
+  openReporter?: OpenPullReporter;
   /**
    * Time and waits.
    * @default {systemClock}
@@ -106,9 +102,7 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
     const dockerConfig = config.dockerConfig
       ? await loadDockerConfig(config.dockerConfig)
       : undefined;
-    const token = config.metricsTokenFile
-      ? await readTokenFile(config.metricsTokenFile, "--metrics-token-file")
-      : undefined;
+    const reporter = await context.openReporter?.({ imagesTotal: entries.length });
     using runtime = new CriClient(config.criSocket);
     const version = await waitForRuntime(runtime, config, clock, context);
     using progress = await watchProgress(config, clock, logger);
@@ -122,21 +116,6 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
       progress: progress.monitor ? "watched" : "off",
     });
     const targets = entries.map((entry) => toTarget(entry, dockerConfig, logger));
-    await using metrics = config.metricsEndpoint
-      ? new MetricsSubmitter({
-        endpoint: config.metricsEndpoint,
-        token,
-        logger,
-        // fetch exits right after; see MetricsSubmitterOptions.gracefulClose.
-        gracefulClose: false,
-      })
-      : undefined;
-    const report = metrics &&
-      metricsReporter({
-        node: config.nodeName,
-        imagesTotal: targets.length,
-        submit: (result) => metrics.submit(result),
-      });
     const results = await pullImages(targets, {
       runtime,
       schedule: config.schedule,
@@ -149,19 +128,19 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
       progressEventIntervalMs: config.progressIntervalMs,
       onEvent: (event) => {
         logPullEvent(logger, event);
-        report?.(event);
+        reporter?.report(event);
       },
     });
     // Give the metrics server a moment to take what is still buffered; less when interrupted.
-    const delivery = await metrics?.flush(context.signal?.aborted ? 2_000 : 10_000);
-    if (delivery && delivery.undelivered > 0) {
+    const delivery = await reporter?.flush(context.signal?.aborted ? 2_000 : 10_000);
+    if (reporter && delivery && delivery.undelivered > 0) {
       logger.warn("some pull attempts could not be delivered to the metrics server", {
-        endpoint: config.metricsEndpoint,
+        endpoint: reporter.endpoint,
         ...delivery,
       });
     }
     const summary = summarize(config.nodeName, results, clock.now() - start, problems.length);
-    if (delivery) summary.metrics = { endpoint: config.metricsEndpoint!, ...delivery };
+    if (reporter && delivery) summary.metrics = { endpoint: reporter.endpoint, ...delivery };
     context.writeSummary(
       context.summaryFormat === "json" ? JSON.stringify({ summary }) : formatSummaryText(summary),
     );

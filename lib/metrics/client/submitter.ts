@@ -20,7 +20,7 @@
  *
  * `in-progress` results (snapshots of an attempt still downloading) are best effort and not
  * attempts: only the latest one per attempt waits in the buffer (a newer one replaces it, the
- * attempt's finished result removes it), they are never counted in the {@linkcode DeliveryReport}
+ * attempt's finished result removes it), they are never counted in the `DeliveryReport`
  * nor sent again to a restarted server, and they are sent only to a server that says it keeps
  * them (trailing metadata `x-metrics-accepts: in-progress`). Until a server has answered once, a
  * snapshot waits for that answer (an empty stream asks for it); a server that does not say so
@@ -31,13 +31,15 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../../core/log.ts";
-import { type MetricsResult, resultToWire } from "../protocol.ts";
+import type { DeliveryReport } from "../../pull/reporter.ts";
 import {
   ACCEPTS_IN_PROGRESS,
   ACCEPTS_METADATA_KEY,
+  type MetricsResult,
   MetricsService,
+  resultToWire,
   SERVER_ID_METADATA_KEY,
-} from "../server/server.ts";
+} from "../protocol.ts";
 
 /** Options for {@linkcode MetricsSubmitter}. */
 export interface MetricsSubmitterOptions {
@@ -97,18 +99,6 @@ export interface MetricsSubmitterOptions {
   gracefulClose?: boolean;
 }
 
-/** What became of the submitted results (attempts; `in-progress` snapshots are not counted). */
-export interface DeliveryReport {
-  /** Results the server acknowledged. */
-  delivered: number;
-  /** Results not acknowledged: still buffered, dropped or rejected. */
-  undelivered: number;
-  /** Of the undelivered, results dropped because the buffer was full. */
-  dropped: number;
-  /** Of the undelivered, results the server refused as invalid. */
-  rejected: number;
-}
-
 interface Entry {
   result: MetricsResult;
   acked: boolean;
@@ -126,12 +116,21 @@ interface Entry {
  * import { Logger } from "../../core/log.ts";
  * import { MetricsSubmitter } from "./submitter.ts";
  *
- * const submitter = new MetricsSubmitter({ endpoint: "metrics:8443", logger: new Logger() });
- * submitter.submit({
- *   attemptId: crypto.randomUUID(), startedAt: Date.now() / 1000, image: "docker.io/library/debian:12",
- *   node: "node-1", outcome: "pulled", attempt: 1, durationMs: 1200,
- * });
- * const report = await submitter.flush(10_000);
+ * // Reports one pulled image and says whether the server acknowledged it.
+ * async function reportOne(endpoint: string): Promise<boolean> {
+ *   const submitter = new MetricsSubmitter({ endpoint, logger: new Logger() });
+ *   submitter.submit({
+ *     attemptId: crypto.randomUUID(),
+ *     startedAt: Date.now() / 1000,
+ *     image: "docker.io/library/debian:12",
+ *     node: "node-1",
+ *     outcome: "pulled",
+ *     attempt: 1,
+ *     durationMs: 1200,
+ *   });
+ *   const report = await submitter.flush(10_000);
+ *   return report.delivered === 1;
+ * }
  * ```
  */
 export class MetricsSubmitter implements AsyncDisposable {

@@ -1,14 +1,15 @@
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { Logger } from "../../core/log.ts";
-import { type MetricsResult, resultToWire } from "../protocol.ts";
 import {
   ACCEPTS_IN_PROGRESS,
   ACCEPTS_METADATA_KEY,
+  type MetricsResult,
   MetricsService,
+  resultToWire,
   SERVER_ID_METADATA_KEY,
-  startMetricsServer,
-} from "./server.ts";
+} from "../protocol.ts";
+import { startMetricsServer } from "./server.ts";
 import { MetricsStore } from "./store.ts";
 
 function sample(extra: Partial<MetricsResult> = {}): MetricsResult {

@@ -1,0 +1,122 @@
+/**
+ * One `aggregate-metrics` run, the server-side counterpart of `runFetch`: read the token, restore
+ * the attempts of the state file into the store, serve until told to stop, shut down. Returns the
+ * exit status; never throws for bad input.
+ *
+ * @module
+ */
+import { ExitCode, InvalidInputError } from "../../core/exit_codes.ts";
+import type { Logger } from "../../core/log.ts";
+import { readTokenFile } from "../../core/token_file.ts";
+import { JournalError, MetricsJournal } from "./journal.ts";
+import { MetricsServerStartError, startMetricsServer } from "./server.ts";
+import { MetricsStore, StoreFullError } from "./store.ts";
+
+/** Everything an `aggregate-metrics` run is told by its flags. */
+export interface AggregateMetricsConfig {
+  /** The gRPC port; 0 picks a free one. */
+  grpcPort: number;
+  /** The HTTP port; 0 picks a free one. */
+  httpPort: number;
+  /** The most attempts kept in memory. */
+  maxResults: number;
+  /** File holding the bearer token clients must present, if any. */
+  tokenFile?: string;
+  /** Where accepted attempts are journaled and restored from, if anywhere. */
+  stateFile?: string;
+}
+
+/** What a run needs from its surroundings. */
+export interface AggregateMetricsContext {
+  /** Where events are logged. */
+  logger: Logger;
+  /** The run serves until this is aborted, then shuts down (5 s grace) and returns 0. */
+  signal: AbortSignal;
+  /** Called once the ports are open, with the ports (0 in the config picks free ones). */
+  onListening?: (ports: { grpcPort: number; httpPort: number }) => void;
+}
+
+/** Runs the server until `context.signal` is aborted and returns the exit status. */
+export async function runAggregateMetrics(
+  config: AggregateMetricsConfig,
+  context: AggregateMetricsContext,
+): Promise<number> {
+  const { logger } = context;
+  let token: string | undefined;
+  let journal: MetricsJournal | undefined;
+  const store = new MetricsStore({ maxResults: config.maxResults });
+  try {
+    token = config.tokenFile ? await readTokenFile(config.tokenFile, "--token-file") : undefined;
+    if (config.stateFile) journal = await restoreJournal(config, store, logger);
+  } catch (error) {
+    if (!(error instanceof InvalidInputError || error instanceof JournalError)) throw error;
+    logger.error(error.message);
+    return ExitCode.InvalidInput;
+  }
+  let server;
+  try {
+    server = await startMetricsServer({
+      store,
+      logger,
+      grpcPort: config.grpcPort,
+      httpPort: config.httpPort,
+      token,
+      journal,
+    });
+  } catch (error) {
+    if (!(error instanceof MetricsServerStartError)) throw error;
+    logger.error(error.message);
+    return ExitCode.CannotListen;
+  }
+  logger.info("aggregate-metrics listening", {
+    grpc_port: server.grpcPort,
+    http_port: server.httpPort,
+    max_results: config.maxResults,
+    token: token ? "required" : "none",
+    server_id: server.serverId,
+  });
+  context.onListening?.({ grpcPort: server.grpcPort, httpPort: server.httpPort });
+  await aborted(context.signal);
+  logger.info("shutting down", {
+    signal: String(context.signal.reason ?? "stop"),
+    results: store.size,
+    nodes: store.nodeCount,
+  });
+  await server.shutdown(5_000);
+  return ExitCode.Ok;
+}
+
+/** Opens the state file and adds its attempts to the store, up to the store's bound. */
+async function restoreJournal(
+  config: AggregateMetricsConfig,
+  store: MetricsStore,
+  logger: Logger,
+): Promise<MetricsJournal> {
+  const opened = await MetricsJournal.open(config.stateFile!);
+  let restored = 0;
+  for (const result of opened.results) {
+    try {
+      if (store.add(result) === "added") restored++;
+    } catch (error) {
+      if (!(error instanceof StoreFullError)) throw error;
+      logger.warn("the state file holds more attempts than --max-results; the rest are left out", {
+        file: config.stateFile,
+        max_results: config.maxResults,
+      });
+      break;
+    }
+  }
+  logger.info("restored attempts from the state file", {
+    file: config.stateFile,
+    restored,
+    skipped_lines: opened.skipped || undefined,
+  });
+  return opened.journal;
+}
+
+function aborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) =>
+    signal.addEventListener("abort", () => resolve(), { once: true })
+  );
+}
