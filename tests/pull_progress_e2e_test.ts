@@ -10,10 +10,10 @@ import * as grpc from "@grpc/grpc-js";
 import { CriClient } from "../lib/runtime/cri_client.ts";
 import {
   ContainerdProgressSource,
-  type ImageProgress,
   ingestDigest,
   probeProgress,
 } from "../lib/runtime/containerd_progress.ts";
+import type { ImageProgress } from "../lib/pull/progress_source.ts";
 import { type PushedImage, startStack } from "../testing/stack/stack.ts";
 import { waitUntil } from "../testing/stack/wait_until.ts";
 

@@ -18,7 +18,7 @@
  */
 import { type Clock, systemClock } from "../core/clock.ts";
 import { formatDuration } from "../core/duration.ts";
-import type { ImageProgress, ProgressSource } from "../runtime/containerd_progress.ts";
+import type { ImageProgress, ProgressSource } from "./progress_source.ts";
 
 /** Options for {@linkcode ProgressMonitor}. */
 export interface ProgressMonitorOptions {

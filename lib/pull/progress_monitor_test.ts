@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { FakeClock } from "../../testing/fake_clock.ts";
 import type { CriImage, PullOptions } from "../runtime/cri_client.ts";
 import { ProgressMonitor } from "./progress_monitor.ts";
-import type { ImageProgress, ProgressSource } from "../runtime/containerd_progress.ts";
+import type { ImageProgress, ProgressSource } from "./progress_source.ts";
 import { type ImageRuntime, type PullEvent, pullImages } from "./scheduler.ts";
 
 /**

@@ -27,33 +27,8 @@ import * as grpc from "@grpc/grpc-js";
 import contentProto from "../../proto/containerd_content.proto" with { type: "text" };
 import { type ImageReference, parseImageReference } from "../image/reference.ts";
 import { loadProto, serviceConstructor } from "../core/proto.ts";
+import type { ImageProgress, ProgressSource, SampleOptions } from "../pull/progress_source.ts";
 import { socketTarget } from "./cri_client.ts";
-
-/** Bytes that have arrived for one image's pull, as far as the runtime shows. */
-export interface ImageProgress {
-  /** Bytes of the image's blobs received so far: committed blobs' sizes + active ingests' offsets. */
-  receivedBytes: number;
-  /** Total bytes of the image's config and layer blobs, from its manifest(s), when known. */
-  totalBytes?: number;
-  /** How many of its blobs are downloading right now. */
-  activeDownloads: number;
-}
-
-/** Options for {@linkcode ProgressSource.sample}. */
-export interface SampleOptions {
-  /** Cancels the sample. */
-  signal?: AbortSignal;
-}
-
-/** Tells how far the pulls of some images have got. */
-export interface ProgressSource {
-  /**
-   * One sample for each of `images` (normalised references such as
-   * `127.0.0.1:5000/team/app:v1`, `docker.io/library/debian:12` or `…@sha256:<hex>`). Images with
-   * nothing to show yet (or invalid references) are absent from the map.
-   */
-  sample(images: string[], options?: SampleOptions): Promise<Map<string, ImageProgress>>;
-}
 
 /** Options for {@linkcode ContainerdProgressSource}. */
 export interface ContainerdProgressSourceOptions {
@@ -296,6 +271,15 @@ type StreamMethod = (
   options: grpc.CallOptions,
 ) => grpc.ClientReadableStream<unknown>;
 
+/** The deadline and cancellation of one sample, shared by its calls. */
+interface Call {
+  signal?: AbortSignal;
+  deadline: number;
+}
+
+/** An image being sampled: its name as given, and its parsed reference. */
+type ImageEntry = [image: string, ref: ImageReference];
+
 interface RawInfo {
   digest: string;
   size: number;
@@ -355,46 +339,92 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
     images: string[],
     options: SampleOptions = {},
   ): Promise<Map<string, ImageProgress>> {
-    const deadline = Date.now() + this.#timeoutMs;
-    const signal = options.signal;
+    const call: Call = { signal: options.signal, deadline: Date.now() + this.#timeoutMs };
+    const { tagged, pinned } = this.#parseImages(images);
+    const [ingests, listed, pinnedManifests] = await Promise.all([
+      this.#ingestOffsets(call),
+      this.#repositoryManifests(tagged, call),
+      Promise.all(
+        pinned.map(([, ref]) => this.#pinnedManifests(ref.digest!, call.signal, call.deadline)),
+      ),
+    ]);
+    const candidates = this.#candidates(tagged, listed);
+    const sizes = new Map(listed.map((info) => [info.digest, Number(info.size)]));
+    const toRead = new Set([...candidates.values()].flatMap((set) => [...set]));
+    await Promise.all(
+      [...toRead].map((digest) =>
+        this.#manifest(digest, sizes.get(digest), call.signal, call.deadline)
+      ),
+    );
+    const wanted = [...candidates.values(), ...pinnedManifests].flatMap((digests) =>
+      [...digests].flatMap((digest) => this.#blobsOf(digest).map((blob) => blob.digest))
+    );
+    const state: ContentState = { committed: await this.#committedSizes(wanted, call), ingests };
+    const result = new Map<string, ImageProgress>();
+    for (const [image, ref] of tagged) {
+      const progress = this.#taggedProgress(image, ref, listed, candidates.get(image)!, state);
+      if (progress) result.set(image, progress);
+    }
+    pinned.forEach(([image], i) => {
+      const manifests = pinnedManifests[i].map((d) => this.#blobsOf(d)).filter((b) => b.length > 0);
+      if (manifests.length > 0) result.set(image, progressOf(manifests, state));
+    });
+    return result;
+  }
+
+  /**
+   * Splits the images into those named by tag and those pinned by digest; invalid references
+   * cannot be pulled either and simply have nothing to show. Forgets images no longer sampled.
+   */
+  #parseImages(images: string[]): { tagged: ImageEntry[]; pinned: ImageEntry[] } {
     const refs = new Map<string, ImageReference>();
     for (const image of images) {
       try {
         refs.set(image, parseImageReference(image));
       } catch {
-        // An invalid reference cannot be pulled either; it simply has nothing to show.
+        // nothing to show
       }
     }
     for (const image of this.#attributed.keys()) {
       if (!refs.has(image)) this.#attributed.delete(image);
     }
-    const tagged = [...refs].filter(([, ref]) => ref.digest === undefined);
-    const pinned = [...refs].filter(([, ref]) => ref.digest !== undefined);
+    return {
+      tagged: [...refs].filter(([, ref]) => ref.digest === undefined),
+      pinned: [...refs].filter(([, ref]) => ref.digest !== undefined),
+    };
+  }
 
-    const repositoryFilters = [
-      ...new Set(tagged.map(([, ref]) => repositoryManifestFilter(ref.registry, ref.repository))),
-    ];
-    const [ingestList, repositoryInfos, pinnedManifests] = await Promise.all([
-      this.listIngests(signal, deadline),
-      repositoryFilters.length === 0
-        ? Promise.resolve([])
-        : this.#list(repositoryFilters, signal, deadline),
-      Promise.all(pinned.map(([, ref]) => this.#pinnedManifests(ref.digest!, signal, deadline))),
-    ]);
+  /** The bytes written so far of every blob being downloaded, by digest. */
+  async #ingestOffsets(call: Call): Promise<Map<string, number>> {
     const ingests = new Map<string, number>();
-    for (const status of ingestList) {
+    for (const status of await this.listIngests(call.signal, call.deadline)) {
       const digest = ingestDigest(status.ref);
       if (digest) ingests.set(digest, Number(status.offset));
     }
+    return ingests;
+  }
 
-    // Tagged images: the manifests of their repository still missing blobs, and those
-    // attributed to them before (while they are still in the store).
+  /** The committed manifests of the tagged images' repositories, in one `List` call. */
+  #repositoryManifests(tagged: ImageEntry[], call: Call): Promise<RawInfo[]> {
+    const filters = [
+      ...new Set(tagged.map(([, ref]) => repositoryManifestFilter(ref.registry, ref.repository))),
+    ];
+    return filters.length === 0
+      ? Promise.resolve([])
+      : this.#list(filters, call.signal, call.deadline);
+  }
+
+  /**
+   * Per tagged image, the manifests of its repository still missing blobs, and those attributed
+   * to it before (while they are still in the store).
+   */
+  #candidates(tagged: ImageEntry[], listed: RawInfo[]): Map<string, Set<string>> {
     const candidates = new Map<string, Set<string>>();
     for (const [image, ref] of tagged) {
       const key = distributionSourceLabelKey(ref.registry);
       const previous = this.#attributed.get(image) ?? new Set();
       const digests = new Set<string>();
-      for (const info of repositoryInfos) {
+      for (const info of listed) {
         if (!labelListsRepository(info.labels?.[key], ref.repository)) continue;
         if (previous.has(info.digest) || !this.#complete.has(completeKey(info))) {
           digests.add(info.digest);
@@ -402,60 +432,57 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
       }
       candidates.set(image, digests);
     }
-    const sizes = new Map(repositoryInfos.map((info) => [info.digest, Number(info.size)]));
-    const toRead = new Set([...candidates.values()].flatMap((set) => [...set]));
-    await Promise.all(
-      [...toRead].map((digest) => this.#manifest(digest, sizes.get(digest), signal, deadline)),
-    );
+    return candidates;
+  }
 
-    const blobsOf = (digest: string): BlobDescriptor[] => {
-      const manifest = this.#manifests.get(digest);
-      return manifest?.kind === "manifest" ? manifest.blobs : [];
-    };
-    const wanted = new Set<string>();
-    for (const digests of candidates.values()) {
-      for (const digest of digests) for (const blob of blobsOf(digest)) wanted.add(blob.digest);
-    }
-    for (const digests of pinnedManifests) {
-      for (const digest of digests) for (const blob of blobsOf(digest)) wanted.add(blob.digest);
-    }
+  /** The sizes of the `wanted` blobs that are committed, in one `List` call. */
+  async #committedSizes(wanted: string[], call: Call): Promise<Map<string, number>> {
     const committed = new Map<string, number>();
-    if (wanted.size > 0) {
-      const filter = `digest~=${quote(`^(?:${[...wanted].join("|")})$`)}`;
-      for (const info of await this.#list([filter], signal, deadline)) {
-        committed.set(info.digest, Number(info.size));
-      }
+    if (wanted.length === 0) return committed;
+    const filter = `digest~=${quote(`^(?:${[...new Set(wanted)].join("|")})$`)}`;
+    for (const info of await this.#list([filter], call.signal, call.deadline)) {
+      committed.set(info.digest, Number(info.size));
     }
-    const state: ContentState = { committed, ingests };
+    return committed;
+  }
 
-    const result = new Map<string, ImageProgress>();
-    for (const [image, ref] of tagged) {
-      const listed = repositoryInfos
-        .filter((info) => candidates.get(image)!.has(info.digest))
-        .map((info) => ({
-          digest: info.digest,
-          labels: info.labels ?? {},
-          blobs: blobsOf(info.digest),
-        }));
-      const previous = this.#attributed.get(image) ?? new Set();
-      const attributed = attributeManifests(ref, listed, previous, committed);
-      for (const info of repositoryInfos) {
-        const complete = candidates.get(image)!.has(info.digest) &&
-          !attributed.includes(info.digest) && blobsOf(info.digest).length > 0;
-        if (complete) remember(this.#complete, completeKey(info));
-      }
-      if (attributed.length === 0) {
-        this.#attributed.delete(image);
-        continue;
-      }
-      this.#attributed.set(image, new Set(attributed));
-      result.set(image, progressOf(attributed.map(blobsOf), state));
+  /**
+   * Attributes the candidate manifests to a tagged image and adds up their blobs; remembers the
+   * manifests found complete, so that later samples skip them.
+   */
+  #taggedProgress(
+    image: string,
+    ref: ImageReference,
+    listed: RawInfo[],
+    candidates: Set<string>,
+    state: ContentState,
+  ): ImageProgress | undefined {
+    const mine = listed
+      .filter((info) => candidates.has(info.digest))
+      .map((info) => ({
+        digest: info.digest,
+        labels: info.labels ?? {},
+        blobs: this.#blobsOf(info.digest),
+      }));
+    const previous = this.#attributed.get(image) ?? new Set();
+    const attributed = attributeManifests(ref, mine, previous, state.committed);
+    for (const info of listed) {
+      const complete = candidates.has(info.digest) && !attributed.includes(info.digest) &&
+        this.#blobsOf(info.digest).length > 0;
+      if (complete) remember(this.#complete, completeKey(info));
     }
-    pinned.forEach(([image], i) => {
-      const manifests = pinnedManifests[i].map(blobsOf).filter((blobs) => blobs.length > 0);
-      if (manifests.length > 0) result.set(image, progressOf(manifests, state));
-    });
-    return result;
+    if (attributed.length === 0) {
+      this.#attributed.delete(image);
+      return undefined;
+    }
+    this.#attributed.set(image, new Set(attributed));
+    return progressOf(attributed.map((digest) => this.#blobsOf(digest)), state);
+  }
+
+  /** The blobs of a manifest read earlier; none for an index or one not read. */
+  #blobsOf(digest: string): BlobDescriptor[] {
+    const manifest = this.#manifests.get(digest);
+    return manifest?.kind === "manifest" ? manifest.blobs : [];
   }
 
   /** Closes the connection to containerd. */
