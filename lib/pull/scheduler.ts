@@ -235,6 +235,17 @@ interface Run {
   newAttemptId: () => string;
 }
 
+/**
+ * What a successful attempt received, as far as it is known. The last sample came before the
+ * pull completed, so the rest of the image arrived since; a pull that finished before any sample
+ * saw its manifest received an unknown amount, and says nothing rather than "0 B".
+ */
+function progressWhenPulled(progress: AttemptProgress | undefined): AttemptProgress | undefined {
+  if (progress?.totalBytes === undefined) return undefined;
+  const storedBefore = progress.storedBytes - progress.receivedBytes;
+  return { ...progress, receivedBytes: Math.max(0, progress.totalBytes - storedBefore) };
+}
+
 async function pullOne(target: PullTarget, run: Run): Promise<ImageResult> {
   const { image } = target;
   const elapsed = () => run.clock.now() - run.start;
@@ -295,11 +306,7 @@ async function pullOne(target: PullTarget, run: Run): Promise<ImageResult> {
       release();
     }
     const durationMs = run.clock.now() - startedAt;
-    if (imageRef !== undefined && progress?.totalBytes !== undefined) {
-      // The last sample came before the pull completed: the rest of the image arrived since.
-      const storedBefore = progress.storedBytes - progress.receivedBytes;
-      progress = { ...progress, receivedBytes: Math.max(0, progress.totalBytes - storedBefore) };
-    }
+    if (imageRef !== undefined) progress = progressWhenPulled(progress);
     const finished = {
       type: "attempt-finished" as const,
       image,

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { FakeClock } from "../../testing/fake_clock.ts";
 import type { CriAuth, CriImage, PullOptions } from "../runtime/cri_client.ts";
 import { CriError } from "../runtime/cri_error.ts";
+import { ProgressMonitor } from "./progress_monitor.ts";
 import {
   type ImageRuntime,
   type PullEvent,
@@ -50,8 +51,11 @@ function target(image: string, extra: Partial<PullTarget> = {}): PullTarget {
   return { image, pinned: false, credentials: [], ...extra };
 }
 
-function setup(script: Record<string, Step[]> = {}, options: Partial<PullSchedulerOptions> = {}) {
-  const clock = new FakeClock();
+function setup(
+  script: Record<string, Step[]> = {},
+  options: Partial<PullSchedulerOptions> = {},
+  clock = new FakeClock(),
+) {
   const runtime = new ScriptedRuntime(clock, script);
   const events: PullEvent[] = [];
   const start = clock.now();
@@ -211,4 +215,21 @@ Deno.test("every attempt is reported once with an identifier, start time and dur
     ["id-2", 2, 2_000],
   ]);
   assert.equal(finished[1].sizeBytes, 1000);
+});
+
+Deno.test("a pull done before any progress sample saw it reports no bytes rather than 0 B", async () => {
+  const clock = new FakeClock();
+  const progress = new ProgressMonitor({
+    source: { sample: () => Promise.resolve(new Map()) },
+    stallTimeoutMs: 10_000,
+    clock,
+  });
+  const t = setup({ quick: [{ ms: 400 }] }, { progress }, clock);
+  const results = await t.run([target("quick")]);
+  assert.equal(results[0].status, "pulled");
+  const finished = t.events.find((e) => e.type === "attempt-finished");
+  assert.ok(finished && finished.type === "attempt-finished");
+  assert.equal(finished.receivedBytes, undefined, "no sample saw the image: received is unknown");
+  assert.equal(finished.bytesPerSecond, undefined, "and so is the rate");
+  assert.equal(finished.sizeBytes, 1000, "the stored size is reported");
 });
