@@ -51,7 +51,7 @@ const handlingGoaway = new WeakSet<http2.Http2Session>();
  * ```
  */
 export function installHttp2GoawayMitigation(): void {
-  const proto = http2.Http2Session.prototype as unknown as Record<string | symbol, unknown>;
+  const proto = sessionPrototype();
   if (proto[INSTALLED]) return;
   const emit = proto.emit as SessionMethod;
   const close = proto.close as SessionMethod;
@@ -70,7 +70,20 @@ export function installHttp2GoawayMitigation(): void {
 
 /** Tells whether {@linkcode installHttp2GoawayMitigation} has run in this process. */
 export function isHttp2GoawayMitigationInstalled(): boolean {
-  return Boolean((http2.Http2Session.prototype as unknown as Record<symbol, unknown>)[INSTALLED]);
+  return Boolean(sessionPrototype()[INSTALLED]);
+}
+
+/** `Http2Session.prototype`, which Deno's `node:http2` exports (Node's does not). */
+function sessionPrototype(): Record<string | symbol, unknown> {
+  const session = (http2 as unknown as { Http2Session?: { prototype: object } }).Http2Session;
+  if (typeof session?.prototype !== "object") {
+    throw new Error(
+      "node:http2 no longer exports Http2Session, so the GOAWAY mitigation " +
+        "(lib/core/http2_goaway_mitigation.ts, denoland/deno#36788) cannot be installed; run " +
+        "with the Deno version of the Dockerfile, or update the mitigation for this one",
+    );
+  }
+  return session.prototype as Record<string | symbol, unknown>;
 }
 
 function deferredWhileHandlingGoaway(method: SessionMethod): SessionMethod {
