@@ -139,6 +139,26 @@ async function runPeer(
   return JSON.parse(stdout.trim().split("\n").at(-1)!) as PeerSubmitReport;
 }
 
+/** What a graceful stop of the pass-through saw. */
+export interface BounceReport {
+  /** Calls in flight when the GOAWAY went out. */
+  inFlight: number;
+  /** When the GOAWAY went out, in milliseconds since the epoch. */
+  goawayAt: number;
+  /** How long the calls in flight took to finish after it. */
+  drainedMs: number;
+}
+
+/** What the pass-through forwarded. */
+export interface PassthroughStats {
+  /** Calls forwarded so far, by method (`/runtime.v1.ImageService/PullImage`). */
+  calls: Record<string, number>;
+  /** Calls in flight now. */
+  inFlight: number;
+  /** Calls in flight now, by method. */
+  inFlightBy: Record<string, number>;
+}
+
 /** A running `cri_passthrough.mjs`. */
 export interface CriPassthrough extends AsyncDisposable {
   /** The socket it listens on; give it to `fetch --cri-socket`. */
@@ -152,7 +172,7 @@ export interface CriPassthrough extends AsyncDisposable {
     options?: { whenIdle?: boolean },
   ): Promise<{ inFlight: number }>;
   /** How many calls of each method it forwarded so far, and how many are in flight. */
-  stats(): Promise<{ calls: Record<string, number>; inFlight: number }>;
+  stats(): Promise<PassthroughStats>;
 }
 
 /** Starts the pass-through on `socket`, forwarding to the runtime socket `runtimeSocket`. */
@@ -187,21 +207,17 @@ export async function startCriPassthrough(
       }
     }
   };
-  const send = (line: string) =>
-    writer.write(new TextEncoder().encode(line + "\n"));
+  const send = (line: string) => writer.write(new TextEncoder().encode(line + "\n"));
   await next("listening");
   return {
     socket,
     async bounce(downMs, options = {}) {
       await send(`${options.whenIdle ? "bounce-idle" : "bounce"} ${downMs}`);
-      return await next("back") as { inFlight: number };
+      return await next("back") as unknown as BounceReport;
     },
     async stats() {
       await send("stats");
-      return await next("stats") as {
-        calls: Record<string, number>;
-        inFlight: number;
-      };
+      return await next("stats") as unknown as PassthroughStats;
     },
     async [Symbol.asyncDispose]() {
       await writer.close().catch(() => {});
