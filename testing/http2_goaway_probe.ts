@@ -29,7 +29,7 @@ async function probe(receiver: "server" | "client"): Promise<void> {
   const server = http2.createServer();
   let serverSession: http2.ServerHttp2Session | undefined;
   server.on("session", (session) => serverSession = session);
-  server.on("stream", (stream) => {
+  server.on("stream", (stream: http2.ServerHttp2Stream) => {
     stream.respond({ ":status": 200 });
     stream.end("ok");
   });
