@@ -23,16 +23,23 @@ Commands:
 
 Run "image-prefetcher <command> --help" for a command's flags; "--version" prints the version.`;
 
+/** The subcommands that speak gRPC run with denoland/deno#36788 mitigated, before any traffic. */
+async function installGrpcMitigations(): Promise<void> {
+  (await import("./lib/core/http2_goaway_mitigation.ts")).installHttp2GoawayMitigation();
+}
+
 if (import.meta.main) {
   const [command, ...args] = Deno.args;
   switch (command) {
     case "fetch":
+      await installGrpcMitigations();
       await (await import("./cmd/fetch.ts")).main(args);
       break;
     case "sleep":
       await (await import("./cmd/sleep.ts")).main(args);
       break;
     case "aggregate-metrics":
+      await installGrpcMitigations();
       await (await import("./cmd/aggregate_metrics.ts")).main(args);
       break;
     case "--version":

@@ -18,6 +18,8 @@ export interface MetricsServerProcessOptions {
   httpPort?: number;
   /** More flags, e.g. `--max-results`. */
   args?: string[];
+  /** Extra environment variables, e.g. `MALLOC_PERTURB_`. */
+  env?: Record<string, string>;
 }
 
 /** A running `aggregate-metrics` process. */
@@ -67,6 +69,7 @@ export async function startMetricsServerProcess(
       ...(options.args ?? []),
     ],
     cwd: ROOT.pathname,
+    env: options.env,
     stdin: "null",
     stdout: "null",
     stderr: "piped",

@@ -4,11 +4,18 @@
  * The contracts are imported as text modules, so they are embedded in the compiled binary and
  * found the same way under `deno run`: nothing is read from disk beside the program.
  *
+ * Importing it installs the HTTP/2 GOAWAY mitigation (`http2_goaway_mitigation.ts`).
+ *
  * @module
  */
 import * as grpc from "@grpc/grpc-js";
 import { fromJSON } from "@grpc/proto-loader";
 import protobuf from "protobufjs";
+import { installHttp2GoawayMitigation } from "./http2_goaway_mitigation.ts";
+
+// Every gRPC client and server of ours is built from these constructors: mitigate
+// denoland/deno#36788 before any of them can open an HTTP/2 session.
+installHttp2GoawayMitigation();
 
 /**
  * Parses protobuf source text and returns its gRPC package object, with field names kept as

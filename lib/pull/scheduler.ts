@@ -19,6 +19,7 @@ import {
 import { Semaphore } from "../core/semaphore.ts";
 import { formatDuration } from "../core/duration.ts";
 import type { AttemptProgress, ProgressMonitor } from "./progress_monitor.ts";
+import { lookUpStoredImage } from "./stored_image.ts";
 
 /** The part of a CRI client the scheduler uses. */
 export interface ImageRuntime {
@@ -322,7 +323,11 @@ async function pullOne(target: PullTarget, run: Run): Promise<ImageResult> {
         : undefined,
     };
     if (imageRef !== undefined) {
-      const stored = await findImage(imageRef, run).catch(() => undefined);
+      // Asked again while the runtime's socket is away, so the summary knows the image's size.
+      const stored = await lookUpStoredImage(run.options.runtime, imageRef, {
+        signal: run.signal,
+        clock: run.clock,
+      });
       run.emit({ ...finished, sizeBytes: stored?.sizeBytes });
       return {
         image,

@@ -11,6 +11,12 @@ export interface DebianPackage {
   name: string;
   /** A program the package puts on `PATH`, e.g. `containerd`. */
   binary: string;
+  /**
+   * A Python module the package provides (e.g. `grpc` for `python3-grpcio`); when set, the
+   * package counts as installed only when Debian's interpreter, `/usr/bin/<binary>`, can import
+   * it (another `python3` earlier on `PATH`, e.g. pyenv's, does not see Debian's packages).
+   */
+  pythonModule?: string;
 }
 
 /** Options for {@linkcode ensureDebianPackages}. */
@@ -85,7 +91,7 @@ async function ensureNow(
 ): Promise<void> {
   const missing: string[] = [];
   for (const pkg of packages) {
-    if (!(await findOnPath(pkg.binary)) && !missing.includes(pkg.name)) missing.push(pkg.name);
+    if (!(await isInstalled(pkg)) && !missing.includes(pkg.name)) missing.push(pkg.name);
   }
   if (missing.length === 0) return;
   if (Deno.uid() !== 0) throw new MissingPackageError(missing, "not running as root");
@@ -98,13 +104,28 @@ async function ensureNow(
   await aptGet(["install", "-y", "--no-install-recommends", ...missing], tail);
   const stillMissing = packages.filter((p) => missing.includes(p.name));
   for (const pkg of stillMissing) {
-    if (!(await findOnPath(pkg.binary))) {
+    if (!(await isInstalled(pkg))) {
       throw new MissingPackageError(
         [pkg.name],
-        `installed, but '${pkg.binary}' is still not on PATH=${Deno.env.get("PATH") ?? ""}`,
+        pkg.pythonModule
+          ? `installed, but /usr/bin/${pkg.binary} still cannot import ${pkg.pythonModule}`
+          : `installed, but '${pkg.binary}' is still not on PATH=${Deno.env.get("PATH") ?? ""}`,
       );
     }
   }
+}
+
+async function isInstalled(pkg: DebianPackage): Promise<boolean> {
+  if (!pkg.pythonModule) return (await findOnPath(pkg.binary)) !== undefined;
+  const interpreter = `/usr/bin/${pkg.binary}`;
+  if (!(await Deno.stat(interpreter).catch(() => undefined))) return false;
+  const output = await new Deno.Command(interpreter, {
+    args: ["-c", `import ${pkg.pythonModule}`],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  return output.success;
 }
 
 async function aptGet(args: string[], tailLines: number): Promise<void> {

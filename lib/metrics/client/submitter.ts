@@ -91,9 +91,9 @@ export interface MetricsSubmitterOptions {
   random?: () => number;
   /**
    * Whether closing ends the connection with an HTTP/2 GOAWAY. A process that exits right after
-   * closing should pass `false` and let the connection end with the process: Deno's HTTP/2
-   * server can abort on a GOAWAY that follows many streams (denoland/deno#36788), and ours runs
-   * on Deno.
+   * closing should pass `false` and let the connection end with the process: it loses nothing,
+   * and a server of an earlier release (before lib/core/http2_goaway_mitigation.ts) can abort on
+   * a GOAWAY it receives (denoland/deno#36788).
    * @default {true}
    */
   gracefulClose?: boolean;
@@ -254,8 +254,8 @@ export class MetricsSubmitter implements AsyncDisposable {
     if (this.#closed.signal.aborted) return;
     this.#closed.abort();
     this.#call?.cancel();
-    // Closing the channel sends the server an HTTP/2 GOAWAY, which can make a Deno server abort
-    // inside nghttp2 (denoland/deno#36788); a process about to exit lets its socket end instead.
+    // Closing the channel sends the server an HTTP/2 GOAWAY, which aborts a Deno server of an
+    // earlier release (denoland/deno#36788); a process about to exit lets its socket end instead.
     if (this.#options.gracefulClose) this.#client.close();
   }
 
