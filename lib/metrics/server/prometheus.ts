@@ -6,7 +6,8 @@
  * @module
  */
 import { OUTCOMES } from "../protocol.ts";
-import { DURATION_BUCKETS_SECONDS, type MetricsStore } from "./store.ts";
+import { DURATION_BUCKETS_SECONDS } from "./aggregates.ts";
+import type { MetricsStore } from "./store.ts";
 
 /** The `Content-Type` of {@linkcode formatPrometheus}'s output. */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
