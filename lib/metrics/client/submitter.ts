@@ -99,6 +99,15 @@ export interface MetricsSubmitterOptions {
   gracefulClose?: boolean;
 }
 
+/** A `Submit` call of one batch. */
+interface OpenCall {
+  call: grpc.ClientWritableStream<unknown>;
+  /** The call's status: the server's answer, or why the call failed. */
+  status: Promise<grpc.StatusObject>;
+  /** The status has come (the call may end before the batch does). */
+  ended: boolean;
+}
+
 interface Entry {
   result: MetricsResult;
   acked: boolean;
@@ -317,13 +326,25 @@ export class MetricsSubmitter implements AsyncDisposable {
 
   /** Sends one batch; true when the server acknowledged it. */
   async #sendBatch(): Promise<boolean> {
-    const { batchSize, batchWindowMs, ackTimeoutMs, token } = this.#options;
+    const opened = Date.now();
+    const open = this.#openCall(opened);
+    await this.#writeBatch(open, opened);
+    if (!open.ended) open.call.end();
+    const status = await open.status;
+    this.#call = undefined;
+    const batch = this.#inFlight.splice(0);
+    this.#learnProgress(status);
+    return this.#settle(batch, status);
+  }
+
+  /** Opens a `Submit` call with a deadline of the batch window plus the ack timeout. */
+  #openCall(opened: number): OpenCall {
+    const { batchWindowMs, ackTimeoutMs, token } = this.#options;
     const metadata = new grpc.Metadata();
     if (token) metadata.set("authorization", `Bearer ${token}`);
-    const opened = Date.now();
-    let status!: grpc.StatusObject;
-    const statusReceived = new Promise<void>((resolve) => {
-      const call = this.#client.makeClientStreamRequest(
+    let call!: grpc.ClientWritableStream<unknown>;
+    const status = new Promise<grpc.StatusObject>((resolve) => {
+      call = this.#client.makeClientStreamRequest(
         "/Metrics/Submit",
         (value: unknown) => MetricsService.service.Submit.requestSerialize(value),
         (buffer: Buffer) => MetricsService.service.Submit.responseDeserialize(buffer),
@@ -331,48 +352,58 @@ export class MetricsSubmitter implements AsyncDisposable {
         { deadline: opened + batchWindowMs + ackTimeoutMs },
         () => {},
       );
-      call.on("status", (s: grpc.StatusObject) => {
-        status = s;
-        resolve();
-      });
-      this.#call = call;
+      call.on("status", resolve);
     });
-    const call = this.#call!;
-    const write = (entry: Entry) => {
-      this.#inFlight.push(entry);
-      call.write(resultToWire(entry.result));
-    };
-    let ended = false;
-    statusReceived.then(() => ended = true);
-    /** A snapshot waits for the server to say whether it keeps them: end this batch to learn. */
-    let ask = false;
-    // Write what is buffered, then what arrives, until the batch is full or its window closes.
-    while (!ended && !this.#closed.signal.aborted) {
-      while (this.#queue.length > 0 && this.#inFlight.length < batchSize) {
-        if (isSnapshot(this.#queue[0]) && this.#progress !== "accepted") {
-          if (this.#progress === "refused") {
-            this.#queue.shift();
-            continue;
-          }
-          ask = true;
-          break;
-        }
-        const solo = this.#queue[0].solo;
-        if (solo && this.#inFlight.length > 0) break;
-        write(this.#queue.shift()!);
-        if (solo) break;
-      }
+    this.#call = call;
+    const open: OpenCall = { call, status, ended: false };
+    status.then(() => open.ended = true);
+    return open;
+  }
+
+  /**
+   * Writes what is buffered, then what arrives, until the batch is full, its window closes, the
+   * call ends early, or a flush or close comes.
+   */
+  async #writeBatch(open: OpenCall, opened: number): Promise<void> {
+    const { batchSize, batchWindowMs } = this.#options;
+    while (!open.ended && !this.#closed.signal.aborted) {
+      const ask = this.#writeBuffered(open.call);
       const full = this.#inFlight.length >= batchSize || this.#inFlight.at(-1)?.solo ||
         this.#queue[0]?.solo || ask;
       const left = opened + batchWindowMs - Date.now();
       if (full || left <= 0 || this.#flushing) break;
-      await Promise.race([this.#sleep(left, "batch"), statusReceived]);
+      await Promise.race([this.#sleep(left, "batch"), open.status]);
       this.#wakeBatch?.();
     }
-    if (!ended) call.end();
-    await statusReceived;
-    this.#call = undefined;
-    const batch = this.#inFlight.splice(0);
+  }
+
+  /**
+   * Moves buffered entries into the call while the batch has room; a solo entry goes alone.
+   *
+   * @returns true when a snapshot waits for the server to say whether it keeps them: the batch
+   * should end, so that its answer tells.
+   */
+  #writeBuffered(call: grpc.ClientWritableStream<unknown>): boolean {
+    while (this.#queue.length > 0 && this.#inFlight.length < this.#options.batchSize) {
+      if (isSnapshot(this.#queue[0]) && this.#progress !== "accepted") {
+        if (this.#progress === "refused") {
+          this.#queue.shift();
+          continue;
+        }
+        return true;
+      }
+      const solo = this.#queue[0].solo;
+      if (solo && this.#inFlight.length > 0) break;
+      const entry = this.#queue.shift()!;
+      this.#inFlight.push(entry);
+      call.write(resultToWire(entry.result));
+      if (solo) break;
+    }
+    return false;
+  }
+
+  /** Learns from an answer's trailers whether the server keeps `in-progress` results. */
+  #learnProgress(status: grpc.StatusObject): void {
     if (status.metadata?.get(SERVER_ID_METADATA_KEY).length) {
       // An answer from a server of ours (a failure too carries its trailers).
       const accepts = status.metadata.get(ACCEPTS_METADATA_KEY).map(String);
@@ -380,32 +411,56 @@ export class MetricsSubmitter implements AsyncDisposable {
     } else if (status.code === grpc.status.OK) {
       this.#progress = "refused"; // the original tool's server
     }
+  }
+
+  /**
+   * Settles a batch by its answer: acknowledged, refused (given up when alone, else split into
+   * solo entries to send again) or failed (sent again after a backoff).
+   *
+   * @returns true when nothing of the batch is left to retry after a backoff.
+   */
+  #settle(batch: Entry[], status: grpc.StatusObject): boolean {
     if (status.code === grpc.status.OK) {
       this.#acknowledged(batch, String(status.metadata.get(SERVER_ID_METADATA_KEY)[0] ?? ""));
       return true;
     }
-    if (status.code === grpc.status.INVALID_ARGUMENT) {
-      if (batch.length === 1 && batch[0].solo && isSnapshot(batch[0])) {
-        this.#options.logger.debug("the metrics server refused an in-progress result", {
-          endpoint: this.#options.endpoint,
-          image: batch[0].result.image,
-          attempt_id: batch[0].result.attemptId,
-          error: status.details,
-        });
-        return true;
-      }
-      if (batch.length === 1 && batch[0].solo) {
-        this.#rejected++;
-        this.#options.logger.warn("the metrics server refused a result; giving it up", {
-          endpoint: this.#options.endpoint,
-          image: batch[0].result.image,
-          attempt_id: batch[0].result.attemptId,
-          error: status.details,
-        });
-        return true;
-      }
-      for (const entry of batch) entry.solo = true;
+    if (status.code === grpc.status.INVALID_ARGUMENT && this.#refused(batch, status)) return true;
+    this.#failed(batch, status);
+    return false;
+  }
+
+  /**
+   * A batch the server refused as invalid: a solo entry is given up (a snapshot silently, a
+   * result counted as rejected); the entries of a larger batch are marked to go alone.
+   *
+   * @returns true when the entry was given up.
+   */
+  #refused(batch: Entry[], status: grpc.StatusObject): boolean {
+    if (batch.length === 1 && batch[0].solo && isSnapshot(batch[0])) {
+      this.#options.logger.debug("the metrics server refused an in-progress result", {
+        endpoint: this.#options.endpoint,
+        image: batch[0].result.image,
+        attempt_id: batch[0].result.attemptId,
+        error: status.details,
+      });
+      return true;
     }
+    if (batch.length === 1 && batch[0].solo) {
+      this.#rejected++;
+      this.#options.logger.warn("the metrics server refused a result; giving it up", {
+        endpoint: this.#options.endpoint,
+        image: batch[0].result.image,
+        attempt_id: batch[0].result.attemptId,
+        error: status.details,
+      });
+      return true;
+    }
+    for (const entry of batch) entry.solo = true;
+    return false;
+  }
+
+  /** Puts a batch back in front of the buffer, and says so once per outage. */
+  #failed(batch: Entry[], status: grpc.StatusObject): void {
     this.#queue.unshift(...batch);
     if (!this.#outage && !this.#closed.signal.aborted) {
       this.#outage = true;
@@ -416,9 +471,9 @@ export class MetricsSubmitter implements AsyncDisposable {
         buffered: this.#queue.length,
       });
     }
-    return false;
   }
 
+  /** Counts and remembers a delivered batch, and sends again what a restarted server lost. */
   #acknowledged(batch: Entry[], serverId: string): void {
     if (this.#outage) {
       this.#outage = false;
@@ -439,15 +494,18 @@ export class MetricsSubmitter implements AsyncDisposable {
     while (this.#remembered.size > this.#options.maxRemembered) {
       this.#remembered.delete(this.#remembered.keys().next().value!);
     }
-    if (serverId && this.#serverId && serverId !== this.#serverId) {
-      const again = [...this.#remembered.values()].filter((entry) => !batch.includes(entry));
-      this.#options.logger.info("the metrics server restarted; sending its results again", {
-        endpoint: this.#options.endpoint,
-        results: again.length,
-      });
-      this.#queue.push(...again);
-    }
+    if (serverId && this.#serverId && serverId !== this.#serverId) this.#resendAll(batch);
     if (serverId) this.#serverId = serverId;
+  }
+
+  /** The server restarted (its memory is gone): queues every remembered result but `batch`. */
+  #resendAll(batch: Entry[]): void {
+    const again = [...this.#remembered.values()].filter((entry) => !batch.includes(entry));
+    this.#options.logger.info("the metrics server restarted; sending its results again", {
+      endpoint: this.#options.endpoint,
+      results: again.length,
+    });
+    this.#queue.push(...again);
   }
 }
 
