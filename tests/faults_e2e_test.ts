@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { CriClient } from "../lib/runtime/cri_client.ts";
 import type { MetricsResultJson } from "../lib/metrics/protocol.ts";
-import type { MetricsSummary } from "../lib/metrics/server/store.ts";
+import type { MetricsSummary } from "../lib/metrics/server/summary.ts";
 import {
   type MetricsServerProcess,
   startMetricsServerProcess,

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { Logger } from "../lib/core/log.ts";
 import type { MetricsResult, MetricsResultJson } from "../lib/metrics/protocol.ts";
-import type { MetricsSummary } from "../lib/metrics/server/store.ts";
+import type { MetricsSummary } from "../lib/metrics/server/summary.ts";
 import { MetricsSubmitter } from "../lib/metrics/client/submitter.ts";
 import { startMetricsServerProcess } from "../testing/metrics_server_process.ts";
 import { jsonFetchArgs, spawnProgram } from "../testing/prefetcher_process.ts";

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import type { MetricsResultJson } from "../lib/metrics/protocol.ts";
-import type { MetricsSummary, NodeDownload } from "../lib/metrics/server/store.ts";
+import type { MetricsSummary, NodeDownload } from "../lib/metrics/server/summary.ts";
 import { startMetricsServerProcess } from "../testing/metrics_server_process.ts";
 import { jsonFetchArgs, spawnProgram } from "../testing/prefetcher_process.ts";
 import { startStack } from "../testing/stack/stack.ts";

@@ -46,95 +46,140 @@ export interface MetricsReporterOptions {
  * ```
  */
 export function metricsReporter(options: MetricsReporterOptions): (event: PullEvent) => void {
-  const newId = options.newAttemptId ?? (() => crypto.randomUUID());
-  const now = options.now ?? Date.now;
-  const held = new Map<string, MetricsResult>();
-  /** When each running attempt started, by attempt id, in milliseconds since the epoch. */
-  const running = new Map<string, number>();
-  const base = { node: options.node, instance: options.instance, imagesTotal: options.imagesTotal };
+  const results = new EventResults(options);
   return (event) => {
     switch (event.type) {
       case "present":
-        options.submit({
-          ...base,
-          attemptId: newId(),
-          startedAt: Math.floor(now() / 1000),
-          image: event.image,
-          outcome: "present",
-          attempt: 0,
-          durationMs: 0,
-          sizeBytes: event.sizeBytes,
-        });
-        break;
+        return results.present(event);
       case "attempt-started":
-        running.set(event.attemptId, now());
-        break;
-      case "progress": {
-        const startedAt = running.get(event.attemptId) ?? now();
-        const { progress } = event;
-        options.submit({
-          ...base,
-          attemptId: event.attemptId,
-          startedAt: Math.floor(startedAt / 1000),
-          image: event.image,
-          outcome: "in-progress",
-          attempt: event.attempt,
-          durationMs: Math.max(0, now() - startedAt),
-          bytesReceived: progress.receivedBytes,
-          throughputBytesPerSecond: Math.round(progress.bytesPerSecond),
-          totalBytes: progress.totalBytes,
-          storedBytes: progress.storedBytes,
-        });
-        break;
-      }
-      case "attempt-finished": {
-        running.delete(event.attemptId);
-        const result: MetricsResult = {
-          ...base,
-          attemptId: event.attemptId,
-          startedAt: Math.floor(event.startedAt / 1000),
-          image: event.image,
-          outcome: event.error === undefined ? "pulled" : "attempt-failed",
-          attempt: event.attempt,
-          durationMs: event.durationMs,
-          error: event.error,
-          sizeBytes: event.sizeBytes,
-          bytesReceived: event.receivedBytes,
-          throughputBytesPerSecond: event.bytesPerSecond,
-        };
-        if (event.error === undefined) options.submit(result);
-        else held.set(event.image, result);
-        break;
-      }
-      case "retry-scheduled": {
-        const failed = held.get(event.image);
-        held.delete(event.image);
-        if (failed) options.submit(failed);
-        break;
-      }
-      case "image-done": {
-        const { result } = event;
-        const failed = held.get(result.image);
-        held.delete(result.image);
-        if (failed) {
-          options.submit({
-            ...failed,
-            outcome: result.status === "failed" ? "failed" : failed.outcome,
-          });
-        } else if (result.status === "failed") {
-          options.submit({
-            ...base,
-            attemptId: newId(),
-            startedAt: Math.floor(now() / 1000),
-            image: result.image,
-            outcome: "failed",
-            attempt: 0,
-            durationMs: 0,
-            error: result.error,
-          });
-        }
-        break;
-      }
+        return results.attemptStarted(event);
+      case "progress":
+        return results.progress(event);
+      case "attempt-finished":
+        return results.attemptFinished(event);
+      case "retry-scheduled":
+        return results.retryScheduled(event);
+      case "image-done":
+        return results.imageDone(event);
     }
   };
+}
+
+/** The pull event of one `type`. */
+type EventOf<T extends PullEvent["type"]> = Extract<PullEvent, { type: T }>;
+
+/** Makes the results of one run's events, one method per event type. */
+class EventResults {
+  readonly #options: MetricsReporterOptions;
+  readonly #newId: () => string;
+  readonly #now: () => number;
+  /** What every result of the run carries. */
+  readonly #base: Pick<MetricsResult, "node" | "instance" | "imagesTotal">;
+  /** A failed attempt's result, by image, until the image's next event says if it was final. */
+  readonly #held = new Map<string, MetricsResult>();
+  /** When each running attempt started, by attempt id, in milliseconds since the epoch. */
+  readonly #running = new Map<string, number>();
+
+  constructor(options: MetricsReporterOptions) {
+    this.#options = options;
+    this.#newId = options.newAttemptId ?? (() => crypto.randomUUID());
+    this.#now = options.now ?? Date.now;
+    this.#base = {
+      node: options.node,
+      instance: options.instance,
+      imagesTotal: options.imagesTotal,
+    };
+  }
+
+  /** The image was on the node already: a `present` result, not an attempt. */
+  present(event: EventOf<"present">): void {
+    this.#options.submit({
+      ...this.#base,
+      attemptId: this.#newId(),
+      startedAt: Math.floor(this.#now() / 1000),
+      image: event.image,
+      outcome: "present",
+      attempt: 0,
+      durationMs: 0,
+      sizeBytes: event.sizeBytes,
+    });
+  }
+
+  /** Notes when the attempt started, for its snapshots. */
+  attemptStarted(event: EventOf<"attempt-started">): void {
+    this.#running.set(event.attemptId, this.#now());
+  }
+
+  /** A snapshot of the attempt downloading: an `in-progress` result under the attempt's id. */
+  progress(event: EventOf<"progress">): void {
+    const startedAt = this.#running.get(event.attemptId) ?? this.#now();
+    const { progress } = event;
+    this.#options.submit({
+      ...this.#base,
+      attemptId: event.attemptId,
+      startedAt: Math.floor(startedAt / 1000),
+      image: event.image,
+      outcome: "in-progress",
+      attempt: event.attempt,
+      durationMs: Math.max(0, this.#now() - startedAt),
+      bytesReceived: progress.receivedBytes,
+      throughputBytesPerSecond: Math.round(progress.bytesPerSecond),
+      totalBytes: progress.totalBytes,
+      storedBytes: progress.storedBytes,
+    });
+  }
+
+  /** A pulled attempt is submitted; a failed one is held until the image's next event. */
+  attemptFinished(event: EventOf<"attempt-finished">): void {
+    this.#running.delete(event.attemptId);
+    const result: MetricsResult = {
+      ...this.#base,
+      attemptId: event.attemptId,
+      startedAt: Math.floor(event.startedAt / 1000),
+      image: event.image,
+      outcome: event.error === undefined ? "pulled" : "attempt-failed",
+      attempt: event.attempt,
+      durationMs: event.durationMs,
+      error: event.error,
+      sizeBytes: event.sizeBytes,
+      bytesReceived: event.receivedBytes,
+      throughputBytesPerSecond: event.bytesPerSecond,
+    };
+    if (event.error === undefined) this.#options.submit(result);
+    else this.#held.set(event.image, result);
+  }
+
+  /** Another attempt comes: the held failure was not final. */
+  retryScheduled(event: EventOf<"retry-scheduled">): void {
+    const failed = this.#held.get(event.image);
+    this.#held.delete(event.image);
+    if (failed) this.#options.submit(failed);
+  }
+
+  /**
+   * The image is done: a held failure is final if the image failed; an image that failed with
+   * no failure held (between or before attempts) gets a `failed` result of its own.
+   */
+  imageDone(event: EventOf<"image-done">): void {
+    const { result } = event;
+    const failed = this.#held.get(result.image);
+    this.#held.delete(result.image);
+    if (failed) {
+      this.#options.submit({
+        ...failed,
+        outcome: result.status === "failed" ? "failed" : failed.outcome,
+      });
+    } else if (result.status === "failed") {
+      this.#options.submit({
+        ...this.#base,
+        attemptId: this.#newId(),
+        startedAt: Math.floor(this.#now() / 1000),
+        image: result.image,
+        outcome: "failed",
+        attempt: 0,
+        durationMs: 0,
+        error: result.error,
+      });
+    }
+  }
 }

@@ -32,14 +32,9 @@
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../../core/log.ts";
 import type { DeliveryReport } from "../../pull/reporter.ts";
-import {
-  ACCEPTS_IN_PROGRESS,
-  ACCEPTS_METADATA_KEY,
-  type MetricsResult,
-  MetricsService,
-  resultToWire,
-  SERVER_ID_METADATA_KEY,
-} from "../protocol.ts";
+import { type BufferEntry, DeliveryBuffer, isSnapshot } from "./delivery_buffer.ts";
+import { inProgressVerdict, openSubmitCall, serverIdOf, type SubmitCall } from "./submit_call.ts";
+import { type MetricsResult, MetricsService, resultToWire } from "../protocol.ts";
 
 /** Options for {@linkcode MetricsSubmitter}. */
 export interface MetricsSubmitterOptions {
@@ -99,12 +94,18 @@ export interface MetricsSubmitterOptions {
   gracefulClose?: boolean;
 }
 
-interface Entry {
-  result: MetricsResult;
-  acked: boolean;
-  /** Send alone: its batch was refused as invalid. */
-  solo: boolean;
-}
+/** The defaults of {@linkcode MetricsSubmitterOptions}. */
+const SUBMITTER_DEFAULTS = {
+  maxBuffered: 10_000,
+  maxRemembered: 10_000,
+  batchSize: 100,
+  batchWindowMs: 1_000,
+  ackTimeoutMs: 10_000,
+  initialBackoffMs: 250,
+  maxBackoffMs: 5_000,
+  random: Math.random,
+  gracefulClose: true,
+};
 
 /**
  * Streams pull attempts to an `aggregate-metrics` server, best effort: `submit` never blocks nor
@@ -136,13 +137,8 @@ interface Entry {
 export class MetricsSubmitter implements AsyncDisposable {
   readonly #options: Required<Omit<MetricsSubmitterOptions, "token">> & { token?: string };
   readonly #client: grpc.Client;
-  readonly #queue: Entry[] = [];
-  readonly #inFlight: Entry[] = [];
-  readonly #remembered = new Map<string, Entry>();
+  readonly #buffer: DeliveryBuffer;
   readonly #closed = new AbortController();
-  #delivered = 0;
-  #dropped = 0;
-  #rejected = 0;
   #serverId?: string;
   #pumping?: Promise<void>;
   #flushing = false;
@@ -156,18 +152,8 @@ export class MetricsSubmitter implements AsyncDisposable {
 
   /** Creates the submitter; it connects when there is something to send. */
   constructor(options: MetricsSubmitterOptions) {
-    this.#options = {
-      maxBuffered: 10_000,
-      maxRemembered: 10_000,
-      batchSize: 100,
-      batchWindowMs: 1_000,
-      ackTimeoutMs: 10_000,
-      initialBackoffMs: 250,
-      maxBackoffMs: 5_000,
-      random: Math.random,
-      gracefulClose: true,
-      ...options,
-    };
+    this.#options = { ...SUBMITTER_DEFAULTS, ...options };
+    this.#buffer = new DeliveryBuffer(this.#options);
     this.#client = new MetricsService(options.endpoint, grpc.credentials.createInsecure(), {
       "grpc.initial_reconnect_backoff_ms": 200,
       "grpc.max_reconnect_backoff_ms": 2_000,
@@ -176,14 +162,7 @@ export class MetricsSubmitter implements AsyncDisposable {
 
   /** Counts so far; `undelivered` includes what is still buffered. */
   get report(): DeliveryReport {
-    const counted = (e: Entry) => !e.acked && !isSnapshot(e);
-    const buffered = this.#queue.filter(counted).length + this.#inFlight.filter(counted).length;
-    return {
-      delivered: this.#delivered,
-      undelivered: buffered + this.#dropped + this.#rejected,
-      dropped: this.#dropped,
-      rejected: this.#rejected,
-    };
+    return this.#buffer.report;
   }
 
   /** Queues a result for sending. Never blocks, never throws. */
@@ -193,16 +172,13 @@ export class MetricsSubmitter implements AsyncDisposable {
       return;
     }
     // The attempt is over: its last snapshot, if not sent yet, is worth nothing now.
-    const index = this.#queue.findIndex((e) =>
-      isSnapshot(e) && e.result.attemptId === result.attemptId
-    );
-    if (index >= 0) this.#queue.splice(index, 1);
+    this.#buffer.forgetSnapshot(result.attemptId);
     if (this.#closed.signal.aborted) {
-      this.#dropped++;
+      this.#buffer.drop();
       return;
     }
-    if (this.#queue.length + this.#inFlight.length >= this.#options.maxBuffered) {
-      if (this.#dropped++ === 0) {
+    if (this.#buffer.full) {
+      if (this.#buffer.drop()) {
         this.#options.logger.warn("metrics buffer full; dropping results until it drains", {
           endpoint: this.#options.endpoint,
           max_buffered: this.#options.maxBuffered,
@@ -210,24 +186,14 @@ export class MetricsSubmitter implements AsyncDisposable {
       }
       return;
     }
-    this.#queue.push({ result, acked: false, solo: false });
+    this.#buffer.add(result);
     this.#kick();
   }
 
   /** Queues an `in-progress` result in place of the attempt's previous one, or drops it. */
   #submitSnapshot(result: MetricsResult): void {
     if (this.#closed.signal.aborted || this.#progress === "refused") return;
-    const index = this.#queue.findIndex((e) =>
-      isSnapshot(e) && e.result.attemptId === result.attemptId
-    );
-    if (index >= 0) {
-      this.#queue[index] = { result, acked: false, solo: false };
-    } else if (this.#queue.length + this.#inFlight.length < this.#options.maxBuffered) {
-      this.#queue.push({ result, acked: false, solo: false });
-    } else {
-      return;
-    }
-    this.#kick();
+    if (this.#buffer.putSnapshot(result)) this.#kick();
   }
 
   /**
@@ -277,24 +243,19 @@ export class MetricsSubmitter implements AsyncDisposable {
     this.#pumping = this.#pump().finally(() => {
       this.#pumping = undefined;
       // A result submitted while the sender was winding down is sent by a new one.
-      if (this.#queue.length > 0) this.#kick();
+      if (this.#buffer.waiting > 0) this.#kick();
     });
   }
 
   async #pump(): Promise<void> {
-    while (this.#queue.length > 0 && !this.#closed.signal.aborted) {
+    while (this.#buffer.waiting > 0 && !this.#closed.signal.aborted) {
       const ok = await this.#sendBatch();
       if (ok) {
         this.#failures = 0;
         continue;
       }
       this.#failures++;
-      const base = Math.min(
-        this.#options.maxBackoffMs,
-        this.#options.initialBackoffMs * 2 ** (this.#failures - 1),
-      );
-      const delay = base * (0.8 + 0.4 * this.#options.random());
-      await this.#sleep(delay, "backoff");
+      await this.#sleep(backoffDelayMs(this.#failures, this.#options), "backoff");
     }
   }
 
@@ -317,140 +278,164 @@ export class MetricsSubmitter implements AsyncDisposable {
 
   /** Sends one batch; true when the server acknowledged it. */
   async #sendBatch(): Promise<boolean> {
-    const { batchSize, batchWindowMs, ackTimeoutMs, token } = this.#options;
-    const metadata = new grpc.Metadata();
-    if (token) metadata.set("authorization", `Bearer ${token}`);
     const opened = Date.now();
-    let status!: grpc.StatusObject;
-    const statusReceived = new Promise<void>((resolve) => {
-      const call = this.#client.makeClientStreamRequest(
-        "/Metrics/Submit",
-        (value: unknown) => MetricsService.service.Submit.requestSerialize(value),
-        (buffer: Buffer) => MetricsService.service.Submit.responseDeserialize(buffer),
-        metadata,
-        { deadline: opened + batchWindowMs + ackTimeoutMs },
-        () => {},
-      );
-      call.on("status", (s: grpc.StatusObject) => {
-        status = s;
-        resolve();
-      });
-      this.#call = call;
+    const open = this.#openCall(opened);
+    await this.#writeBatch(open, opened);
+    if (!open.ended) open.call.end();
+    const status = await open.status;
+    this.#call = undefined;
+    const batch = this.#buffer.endBatch();
+    this.#learnProgress(status);
+    return this.#settle(batch, status);
+  }
+
+  /** Opens a `Submit` call with a deadline of the batch window plus the ack timeout. */
+  #openCall(opened: number): SubmitCall {
+    const { batchWindowMs, ackTimeoutMs, token } = this.#options;
+    const open = openSubmitCall(this.#client, {
+      token,
+      deadline: opened + batchWindowMs + ackTimeoutMs,
     });
-    const call = this.#call!;
-    const write = (entry: Entry) => {
-      this.#inFlight.push(entry);
-      call.write(resultToWire(entry.result));
-    };
-    let ended = false;
-    statusReceived.then(() => ended = true);
-    /** A snapshot waits for the server to say whether it keeps them: end this batch to learn. */
-    let ask = false;
-    // Write what is buffered, then what arrives, until the batch is full or its window closes.
-    while (!ended && !this.#closed.signal.aborted) {
-      while (this.#queue.length > 0 && this.#inFlight.length < batchSize) {
-        if (isSnapshot(this.#queue[0]) && this.#progress !== "accepted") {
-          if (this.#progress === "refused") {
-            this.#queue.shift();
-            continue;
-          }
-          ask = true;
-          break;
-        }
-        const solo = this.#queue[0].solo;
-        if (solo && this.#inFlight.length > 0) break;
-        write(this.#queue.shift()!);
-        if (solo) break;
-      }
-      const full = this.#inFlight.length >= batchSize || this.#inFlight.at(-1)?.solo ||
-        this.#queue[0]?.solo || ask;
+    this.#call = open.call;
+    return open;
+  }
+
+  /**
+   * Writes what is buffered, then what arrives, until the batch is full, its window closes, the
+   * call ends early, or a flush or close comes.
+   */
+  async #writeBatch(open: SubmitCall, opened: number): Promise<void> {
+    const { batchSize, batchWindowMs } = this.#options;
+    while (!open.ended && !this.#closed.signal.aborted) {
+      const ask = this.#writeBuffered(open.call);
+      const { batch, next } = this.#buffer;
+      const full = batch.length >= batchSize || batch.at(-1)?.solo || next?.solo || ask;
       const left = opened + batchWindowMs - Date.now();
       if (full || left <= 0 || this.#flushing) break;
-      await Promise.race([this.#sleep(left, "batch"), statusReceived]);
+      await Promise.race([this.#sleep(left, "batch"), open.status]);
       this.#wakeBatch?.();
     }
-    if (!ended) call.end();
-    await statusReceived;
-    this.#call = undefined;
-    const batch = this.#inFlight.splice(0);
-    if (status.metadata?.get(SERVER_ID_METADATA_KEY).length) {
-      // An answer from a server of ours (a failure too carries its trailers).
-      const accepts = status.metadata.get(ACCEPTS_METADATA_KEY).map(String);
-      this.#progress = accepts.includes(ACCEPTS_IN_PROGRESS) ? "accepted" : "refused";
-    } else if (status.code === grpc.status.OK) {
-      this.#progress = "refused"; // the original tool's server
+  }
+
+  /**
+   * Moves buffered entries into the call while the batch has room; a solo entry goes alone.
+   *
+   * @returns true when a snapshot waits for the server to say whether it keeps them: the batch
+   * should end, so that its answer tells.
+   */
+  #writeBuffered(call: grpc.ClientWritableStream<unknown>): boolean {
+    const buffer = this.#buffer;
+    while (buffer.waiting > 0 && buffer.batch.length < this.#options.batchSize) {
+      const next = buffer.next!;
+      if (isSnapshot(next) && this.#progress !== "accepted") {
+        if (this.#progress === "refused") {
+          buffer.skip();
+          continue;
+        }
+        return true;
+      }
+      const solo = next.solo;
+      if (solo && buffer.batch.length > 0) break;
+      call.write(resultToWire(buffer.takeNext().result));
+      if (solo) break;
     }
+    return false;
+  }
+
+  /** Learns from an answer's trailers whether the server keeps `in-progress` results. */
+  #learnProgress(status: grpc.StatusObject): void {
+    this.#progress = inProgressVerdict(status) ?? this.#progress;
+  }
+
+  /**
+   * Settles a batch by its answer: acknowledged, refused (given up when alone, else split into
+   * solo entries to send again) or failed (sent again after a backoff).
+   *
+   * @returns true when nothing of the batch is left to retry after a backoff.
+   */
+  #settle(batch: BufferEntry[], status: grpc.StatusObject): boolean {
     if (status.code === grpc.status.OK) {
-      this.#acknowledged(batch, String(status.metadata.get(SERVER_ID_METADATA_KEY)[0] ?? ""));
+      this.#acknowledged(batch, serverIdOf(status));
       return true;
     }
-    if (status.code === grpc.status.INVALID_ARGUMENT) {
-      if (batch.length === 1 && batch[0].solo && isSnapshot(batch[0])) {
-        this.#options.logger.debug("the metrics server refused an in-progress result", {
-          endpoint: this.#options.endpoint,
-          image: batch[0].result.image,
-          attempt_id: batch[0].result.attemptId,
-          error: status.details,
-        });
-        return true;
-      }
-      if (batch.length === 1 && batch[0].solo) {
-        this.#rejected++;
-        this.#options.logger.warn("the metrics server refused a result; giving it up", {
-          endpoint: this.#options.endpoint,
-          image: batch[0].result.image,
-          attempt_id: batch[0].result.attemptId,
-          error: status.details,
-        });
-        return true;
-      }
-      for (const entry of batch) entry.solo = true;
+    if (status.code === grpc.status.INVALID_ARGUMENT && this.#refused(batch, status)) return true;
+    this.#failed(batch, status);
+    return false;
+  }
+
+  /**
+   * A batch the server refused as invalid: a solo entry is given up (a snapshot silently, a
+   * result counted as rejected); the entries of a larger batch are marked to go alone.
+   *
+   * @returns true when the entry was given up.
+   */
+  #refused(batch: BufferEntry[], status: grpc.StatusObject): boolean {
+    if (batch.length === 1 && batch[0].solo && isSnapshot(batch[0])) {
+      this.#options.logger.debug("the metrics server refused an in-progress result", {
+        endpoint: this.#options.endpoint,
+        image: batch[0].result.image,
+        attempt_id: batch[0].result.attemptId,
+        error: status.details,
+      });
+      return true;
     }
-    this.#queue.unshift(...batch);
+    if (batch.length === 1 && batch[0].solo) {
+      this.#buffer.reject();
+      this.#options.logger.warn("the metrics server refused a result; giving it up", {
+        endpoint: this.#options.endpoint,
+        image: batch[0].result.image,
+        attempt_id: batch[0].result.attemptId,
+        error: status.details,
+      });
+      return true;
+    }
+    for (const entry of batch) entry.solo = true;
+    return false;
+  }
+
+  /** Puts a batch back in front of the buffer, and says so once per outage. */
+  #failed(batch: BufferEntry[], status: grpc.StatusObject): void {
+    this.#buffer.putBack(batch);
     if (!this.#outage && !this.#closed.signal.aborted) {
       this.#outage = true;
       this.#options.logger.warn("cannot deliver metrics; buffering and retrying", {
         endpoint: this.#options.endpoint,
         code: grpc.status[status.code],
         error: status.details,
-        buffered: this.#queue.length,
+        buffered: this.#buffer.waiting,
       });
     }
-    return false;
   }
 
-  #acknowledged(batch: Entry[], serverId: string): void {
+  /** Counts and remembers a delivered batch, and sends again what a restarted server lost. */
+  #acknowledged(batch: BufferEntry[], serverId: string): void {
     if (this.#outage) {
       this.#outage = false;
       this.#options.logger.info("metrics delivered again", {
         endpoint: this.#options.endpoint,
-        buffered: this.#queue.length,
+        buffered: this.#buffer.waiting,
       });
     }
-    for (const entry of batch) {
-      // A snapshot is stale once delivered: nothing to count, nothing to send again.
-      if (isSnapshot(entry)) continue;
-      if (!entry.acked) this.#delivered++;
-      entry.acked = true;
-      entry.solo = false;
-      this.#remembered.delete(entry.result.attemptId);
-      this.#remembered.set(entry.result.attemptId, entry);
-    }
-    while (this.#remembered.size > this.#options.maxRemembered) {
-      this.#remembered.delete(this.#remembered.keys().next().value!);
-    }
-    if (serverId && this.#serverId && serverId !== this.#serverId) {
-      const again = [...this.#remembered.values()].filter((entry) => !batch.includes(entry));
-      this.#options.logger.info("the metrics server restarted; sending its results again", {
-        endpoint: this.#options.endpoint,
-        results: again.length,
-      });
-      this.#queue.push(...again);
-    }
+    this.#buffer.delivered(batch);
+    if (serverId && this.#serverId && serverId !== this.#serverId) this.#resendAll(batch);
     if (serverId) this.#serverId = serverId;
+  }
+
+  /** The server restarted (its memory is gone): queues every remembered result but `batch`. */
+  #resendAll(batch: BufferEntry[]): void {
+    const results = this.#buffer.resendRemembered(batch);
+    this.#options.logger.info("the metrics server restarted; sending its results again", {
+      endpoint: this.#options.endpoint,
+      results,
+    });
   }
 }
 
-function isSnapshot(entry: Entry): boolean {
-  return entry.result.outcome === "in-progress";
+/** The wait after `failures` failed streams in a row: doubling from the first, capped, ±20%. */
+function backoffDelayMs(
+  failures: number,
+  options: Required<Pick<MetricsSubmitterOptions, "initialBackoffMs" | "maxBackoffMs" | "random">>,
+): number {
+  const base = Math.min(options.maxBackoffMs, options.initialBackoffMs * 2 ** (failures - 1));
+  return base * (0.8 + 0.4 * options.random());
 }

@@ -13,7 +13,7 @@ import {
 } from "../../../testing/metrics_server_process.ts";
 import { Logger } from "../../core/log.ts";
 import type { MetricsResult, MetricsResultJson } from "../protocol.ts";
-import type { MetricsSummary } from "../server/store.ts";
+import type { MetricsSummary } from "../server/summary.ts";
 import { MetricsSubmitter, type MetricsSubmitterOptions } from "./submitter.ts";
 
 const quiet = new Logger({ write: () => {} });

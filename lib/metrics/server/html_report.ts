@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { MetricsSummary } from "./store.ts";
+import type { MetricsSummary } from "./summary.ts";
 
 /** Options for {@linkcode renderHtmlReport}. */
 export interface HtmlReportOptions {

@@ -5,8 +5,10 @@
  *
  * @module
  */
-import { OUTCOMES } from "../protocol.ts";
-import { DURATION_BUCKETS_SECONDS, type MetricsStore } from "./store.ts";
+import { type MetricsResult, OUTCOMES } from "../protocol.ts";
+import { DURATION_BUCKETS_SECONDS, type ImageCounters } from "./aggregates.ts";
+import type { MetricsStore } from "./store.ts";
+import type { ImageSummary, MetricsSummary } from "./summary.ts";
 
 /** The `Content-Type` of {@linkcode formatPrometheus}'s output. */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -25,13 +27,30 @@ export function wantsPrometheus(accept: string | null): boolean {
 
 /** Writes the store's metrics in the Prometheus text format. */
 export function formatPrometheus(store: MetricsStore): string {
-  const lines: string[] = [];
-  const family = (name: string, type: string, help: string) => {
-    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-  };
   const counters = [...store.imageCounters()].sort(([a], [b]) => a.localeCompare(b));
+  const summary = store.summary();
+  const lines = [
+    ...attemptsFamily(counters),
+    ...durationFamily(counters),
+    ...pulledBytesFamily(counters),
+    ...imageNodesFamily(summary.images),
+    ...downloadingFamilies(store.inProgress()),
+    ...storeFamilies(store, summary.progress),
+  ];
+  return lines.join("\n") + "\n";
+}
 
-  family(
+/** An image and its counters, as {@linkcode MetricsStore.imageCounters} gives them. */
+type ImageCounterEntry = [image: string, counters: ImageCounters];
+
+/** The `# HELP` and `# TYPE` lines that open a metric family. */
+function family(name: string, type: string, help: string): string[] {
+  return [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`];
+}
+
+/** `image_prefetcher_pull_attempts_total`, by image and outcome. */
+function attemptsFamily(counters: ImageCounterEntry[]): string[] {
+  const lines = family(
     "image_prefetcher_pull_attempts_total",
     "counter",
     "Pull attempts received, by image and outcome (pulled, present, attempt-failed, failed).",
@@ -45,8 +64,12 @@ export function formatPrometheus(store: MetricsStore): string {
       );
     }
   }
+  return lines;
+}
 
-  family(
+/** `image_prefetcher_pull_duration_seconds`: the histogram of pulls, by image. */
+function durationFamily(counters: ImageCounterEntry[]): string[] {
+  const lines = family(
     "image_prefetcher_pull_duration_seconds",
     "histogram",
     "Duration of the pull attempts that got an image onto a node.",
@@ -70,8 +93,12 @@ export function formatPrometheus(store: MetricsStore): string {
       `image_prefetcher_pull_duration_seconds_count${labels({ image })} ${cumulative}`,
     );
   }
+  return lines;
+}
 
-  family(
+/** `image_prefetcher_pulled_bytes_total`, by image. */
+function pulledBytesFamily(counters: ImageCounterEntry[]): string[] {
+  const lines = family(
     "image_prefetcher_pulled_bytes_total",
     "counter",
     "Bytes pulled: the image sizes of the attempts that pulled, added up.",
@@ -79,14 +106,17 @@ export function formatPrometheus(store: MetricsStore): string {
   for (const [image, counter] of counters) {
     lines.push(`image_prefetcher_pulled_bytes_total${labels({ image })} ${counter.bytesPulled}`);
   }
+  return lines;
+}
 
-  const summary = store.summary();
-  family(
+/** `image_prefetcher_image_nodes`, by image and state (done, failed, pending). */
+function imageNodesFamily(images: ImageSummary[]): string[] {
+  const lines = family(
     "image_prefetcher_image_nodes",
     "gauge",
     "Nodes per image by state: done (on the node), failed (for good), pending.",
   );
-  for (const image of summary.images) {
+  for (const image of images) {
     for (
       const [state, value] of [
         ["done", image.nodes_done],
@@ -97,16 +127,20 @@ export function formatPrometheus(store: MetricsStore): string {
       lines.push(`image_prefetcher_image_nodes${labels({ image: image.image, state })} ${value}`);
     }
   }
+  return lines;
+}
 
+/** The pulls downloading now and their bytes, by image, from their `in-progress` results. */
+function downloadingFamilies(inProgress: Iterable<MetricsResult>): string[] {
   const inFlight = new Map<string, { pulls: number; bytes: number }>();
-  for (const result of store.inProgress()) {
+  for (const result of inProgress) {
     const image = inFlight.get(result.image) ?? { pulls: 0, bytes: 0 };
     image.pulls++;
     image.bytes += result.bytesReceived ?? 0;
     inFlight.set(result.image, image);
   }
   const downloading = [...inFlight].sort(([a], [b]) => a.localeCompare(b));
-  family(
+  const lines = family(
     "image_prefetcher_downloading_pulls",
     "gauge",
     "Pull attempts downloading now, by image (from their latest in-progress results).",
@@ -114,32 +148,37 @@ export function formatPrometheus(store: MetricsStore): string {
   for (const [image, { pulls }] of downloading) {
     lines.push(`image_prefetcher_downloading_pulls${labels({ image })} ${pulls}`);
   }
-  family(
+  lines.push(...family(
     "image_prefetcher_downloading_received_bytes",
     "gauge",
     "Bytes received so far by the pull attempts downloading now, by image.",
-  );
+  ));
   for (const [image, { bytes }] of downloading) {
     lines.push(`image_prefetcher_downloading_received_bytes${labels({ image })} ${bytes}`);
   }
+  return lines;
+}
 
-  family("image_prefetcher_nodes_reporting", "gauge", "Nodes that have sent at least one result.");
-  lines.push(`image_prefetcher_nodes_reporting ${summary.progress.nodes}`);
-  family(
-    "image_prefetcher_nodes_finished",
-    "gauge",
-    "Nodes with every image done or failed.",
-  );
-  lines.push(`image_prefetcher_nodes_finished ${summary.progress.nodes_finished}`);
-  family("image_prefetcher_results_stored", "gauge", "Results held in memory.");
-  lines.push(`image_prefetcher_results_stored ${store.size}`);
-  family(
-    "image_prefetcher_results_refused_total",
-    "counter",
-    "Results refused because the server held --max-results already.",
-  );
-  lines.push(`image_prefetcher_results_refused_total ${store.refusedFull}`);
-  return lines.join("\n") + "\n";
+/** The unlabelled gauges and counters: nodes reporting and finished, results held and refused. */
+function storeFamilies(store: MetricsStore, progress: MetricsSummary["progress"]): string[] {
+  return [
+    ...family(
+      "image_prefetcher_nodes_reporting",
+      "gauge",
+      "Nodes that have sent at least one result.",
+    ),
+    `image_prefetcher_nodes_reporting ${progress.nodes}`,
+    ...family("image_prefetcher_nodes_finished", "gauge", "Nodes with every image done or failed."),
+    `image_prefetcher_nodes_finished ${progress.nodes_finished}`,
+    ...family("image_prefetcher_results_stored", "gauge", "Results held in memory."),
+    `image_prefetcher_results_stored ${store.size}`,
+    ...family(
+      "image_prefetcher_results_refused_total",
+      "counter",
+      "Results refused because the server held --max-results already.",
+    ),
+    `image_prefetcher_results_refused_total ${store.refusedFull}`,
+  ];
 }
 
 function labels(values: Record<string, string>): string {

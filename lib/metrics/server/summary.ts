@@ -1,0 +1,222 @@
+/**
+ * The `GET /summary` document: what a {@linkcode MetricsSummary} holds, section by section, and
+ * the options that shape it. The store makes it (`MetricsStore.summary`), the HTML report and the
+ * tests read it.
+ *
+ * @module
+ */
+
+/**
+ * Where an image stands on a node: `downloading` (an attempt is downloading it now), `pulled` /
+ * `present` (done), `failed` (final), `retrying` (only failed attempts so far, more to come) or
+ * `pending` (nothing received yet).
+ */
+export type CellState = "downloading" | "pulled" | "present" | "failed" | "retrying" | "pending";
+
+/** One letter per {@linkcode CellState}, as the summary's grid writes them. */
+export const CELL_LETTERS: Readonly<Record<CellState, string>> = Object.freeze({
+  downloading: "d",
+  pulled: "P",
+  present: "p",
+  failed: "F",
+  retrying: "r",
+  pending: ".",
+});
+
+/** Per-image figures of a {@linkcode MetricsSummary}. */
+export interface ImageSummary {
+  /** The image. */
+  image: string;
+  /** Nodes that have it (pulled or present). */
+  nodes_done: number;
+  /** Of those, nodes that were pulled (not already present). */
+  nodes_pulled: number;
+  /** Nodes where it failed for good. */
+  nodes_failed: number;
+  /** Nodes of the image's instances that have not finished it (retrying included). */
+  nodes_pending: number;
+  /** Of the pending ones, nodes that had a failed attempt and will retry. */
+  nodes_retrying: number;
+  /** Attempts received, all outcomes. */
+  attempts: number;
+  /** Attempts that failed (`attempt-failed` and `failed`). */
+  failed_attempts: number;
+  /** Median duration of the pulls that got it onto a node, in milliseconds. */
+  p50_ms?: number;
+  /** 95th percentile of the same. */
+  p95_ms?: number;
+  /** The slowest of the same. */
+  max_ms?: number;
+  /** The largest size a node reported, in bytes. */
+  size_bytes?: number;
+}
+
+/** One image downloading on a node now, from its attempt's latest `in-progress` result. */
+export interface NodeDownload {
+  /** The image. */
+  image: string;
+  /** Which attempt is downloading it. */
+  attempt: number;
+  /** The attempt's id, which its finished result will carry too. */
+  attempt_id: string;
+  /** Bytes this attempt received so far. */
+  received_bytes: number;
+  /** Bytes of the image on the node so far, by this attempt or before it, when known. */
+  stored_bytes?: number;
+  /** The image's total bytes, when known. */
+  total_bytes?: number;
+  /** The recent download rate, in bytes per second. */
+  bytes_per_second: number;
+  /** `stored_bytes / total_bytes` in percent, one decimal, when the total is known. */
+  percent?: number;
+  /** Seconds left at the current rate, when the total is known and bytes are flowing. */
+  eta_seconds?: number;
+  /** How long the attempt has run, in milliseconds, as of its latest snapshot. */
+  elapsed_ms: number;
+  /** How long ago the server received the latest snapshot, in seconds. */
+  updated_seconds_ago: number;
+}
+
+/** One pull downloading now, with its node: an entry of {@linkcode MetricsSummary.downloading}. */
+export interface DownloadingPull extends NodeDownload {
+  /** The node. */
+  node: string;
+}
+
+/** Per-node figures of a {@linkcode MetricsSummary}. */
+export interface NodeSummary {
+  /** The node. */
+  node: string;
+  /** How many images the node has to handle (0 when its client did not say). */
+  images_total: number;
+  /** Images that are on the node. */
+  done: number;
+  /** Images that failed there for good. */
+  failed: number;
+  /** Images not finished yet. */
+  pending: number;
+  /** Attempts that failed there. */
+  failed_attempts: number;
+  /** Every image of the node is done or failed. */
+  finished: boolean;
+  /** When the last result from the node started, in seconds since the epoch. */
+  last_started_at: number;
+  /** The images downloading on the node now, by name. */
+  downloading: NodeDownload[];
+  /** Bytes received so far by the node's pulls in flight. */
+  bytes_in_flight: number;
+}
+
+/** One of the slowest pulls. */
+export interface SlowPull {
+  /** The node. */
+  node: string;
+  /** The image. */
+  image: string;
+  /** How long the pull took, in milliseconds. */
+  duration_ms: number;
+  /** Which attempt it was. */
+  attempt: number;
+  /** The image's size, when known. */
+  size_bytes?: number;
+}
+
+/** One error message of one image, with where it happened. */
+export interface ErrorGroup {
+  /** The image. */
+  image: string;
+  /** The error message. */
+  error: string;
+  /** How many attempts failed with it. */
+  attempts: number;
+  /** On how many nodes the image failed for good with it. */
+  final_failures: number;
+  /** Nodes it happened on (the first {@linkcode SummaryOptions.errorNodes}). */
+  nodes: string[];
+  /** How many nodes it happened on in all. */
+  node_count: number;
+}
+
+/** The node x image grid of the HTML report. */
+export interface SummaryGrid {
+  /** Column order. */
+  images: string[];
+  /** Row order. */
+  nodes: string[];
+  /** Per node, one {@linkcode CELL_LETTERS} letter per image. */
+  states: string[];
+  /** Per node, per image, the deciding attempt's duration in milliseconds (0: none). */
+  durations: number[][];
+}
+
+/** What `GET /summary` serves. */
+export interface MetricsSummary {
+  /** When the summary was made (ISO 8601). */
+  generated_at: string;
+  /** Results held. */
+  results: number;
+  /** The bound on results held. */
+  max_results: number;
+  /** Results refused because the store was full. */
+  refused_full: number;
+  /** Overall progress. */
+  progress: {
+    nodes: number;
+    nodes_finished: number;
+    images: number;
+    /** Node-image pairs expected: each node's `images_total` (or what it reported, if unknown). */
+    expected: number;
+    done: number;
+    failed: number;
+    pending: number;
+    /** `(done + failed) / expected` in percent, one decimal. */
+    percent: number;
+    /** Nodes have reported and none has anything pending. */
+    complete: boolean;
+    /** Pulls downloading now, on every node. */
+    downloading: number;
+    /** Bytes received so far by every pull in flight. */
+    bytes_in_flight: number;
+    /** The pulls in flight's download rates added up, in bytes per second. */
+    bytes_per_second: number;
+  };
+  /** Per image, by name. */
+  images: ImageSummary[];
+  /** Per node, by name. */
+  nodes: NodeSummary[];
+  /** The slowest pulls, slowest first. */
+  slowest: SlowPull[];
+  /** Every error, grouped by image and message, most frequent first. */
+  errors: ErrorGroup[];
+  /**
+   * Pulls downloading now, by node and image: the first {@linkcode SummaryOptions.downloading}
+   * of them (`progress.downloading` counts them all).
+   */
+  downloading: DownloadingPull[];
+  /** The node x image grid, when asked for. */
+  grid?: SummaryGrid;
+}
+
+/** Options for `MetricsStore.summary`. */
+export interface SummaryOptions {
+  /**
+   * Include the node x image grid.
+   * @default {false}
+   */
+  grid?: boolean;
+  /**
+   * How many slowest pulls to list.
+   * @default {20}
+   */
+  slowest?: number;
+  /**
+   * How many node names each error group lists.
+   * @default {10}
+   */
+  errorNodes?: number;
+  /**
+   * How many pulls downloading now `downloading` lists (each node lists all of its own).
+   * @default {50}
+   */
+  downloading?: number;
+}
