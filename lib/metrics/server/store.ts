@@ -78,7 +78,7 @@ export class MetricsStore {
   readonly #now: () => number;
   #refusedFull = 0;
   #version = 0;
-  #cached?: { version: number; grid: boolean; summary: MetricsSummary };
+  #cached?: { version: number; options: string; summary: MetricsSummary };
 
   /** Creates an empty store. */
   constructor(options: MetricsStoreOptions = {}) {
@@ -292,9 +292,15 @@ export class MetricsStore {
   /** Aggregates everything held into the `/summary` document (cached until the next add). */
   summary(options: SummaryOptions = {}): MetricsSummary {
     this.#expire();
-    const grid = options.grid ?? false;
+    // Cached per set of options: a summary asked with other limits is computed anew.
+    const key = JSON.stringify([
+      options.grid ?? false,
+      options.slowest,
+      options.errorNodes,
+      options.downloading,
+    ]);
     const cached = this.#cached;
-    if (cached && cached.version === this.#version && cached.grid === grid) {
+    if (cached && cached.version === this.#version && cached.options === key) {
       return cached.summary;
     }
     const summary = summarize({
@@ -307,7 +313,7 @@ export class MetricsStore {
       refusedFull: this.#refusedFull,
       now: this.#now,
     }, options);
-    this.#cached = { version: this.#version, grid, summary };
+    this.#cached = { version: this.#version, options: key, summary };
     return summary;
   }
 }

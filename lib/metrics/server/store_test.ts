@@ -249,3 +249,22 @@ Deno.test("in-progress: bounded, the least recently updated forgotten first, and
   assert.equal(store.summary().progress.downloading, 0, "a cached summary does not outlive it");
   assert.equal(store.size, 0);
 });
+
+Deno.test("a summary asked with other limits is not the cached one", () => {
+  const store = new MetricsStore();
+  for (let i = 0; i < 8; i++) {
+    store.add({
+      attemptId: `a${i}`,
+      startedAt: 1_700_000_000 + i,
+      image: `reg/img${i}:1`,
+      node: "n1",
+      outcome: "pulled",
+      attempt: 1,
+      durationMs: 1_000 * (i + 1),
+      imagesTotal: 8,
+    });
+  }
+  assert.equal(store.summary().slowest.length, 8);
+  assert.equal(store.summary({ slowest: 3 }).slowest.length, 3);
+  assert.equal(store.summary().slowest.length, 8);
+});
