@@ -96,11 +96,36 @@ export function parseImageReference(text: string): ImageReference {
   if (IMAGE_ID.test(trimmed)) {
     fail("a bare 64-character hex string is an image ID, not a reference");
   }
+  const parts = splitReference(trimmed);
+  validateParts(parts, fail);
+  const { registry, repository, tag, digest } = parts;
+  const fullName = `${registry}/${repository}`;
+  const effectiveTag = tag ?? (digest === undefined ? DEFAULT_TAG : undefined);
+  const normalized = fullName + (effectiveTag === undefined ? "" : `:${effectiveTag}`) +
+    (digest === undefined ? "" : `@${digest}`);
+  const ref: ImageReference = { registry, repository, normalized, original: text };
+  if (effectiveTag !== undefined) ref.tag = effectiveTag;
+  if (digest !== undefined) ref.digest = digest;
+  return ref;
+}
 
+/** A reference cut into its parts, Docker Hub's defaults applied, nothing validated yet. */
+interface ReferenceParts {
+  registry: string;
+  repository: string;
+  tag?: string;
+  digest?: string;
+}
+
+/**
+ * Cuts `name[:tag][@digest]` into its parts. The first path component is a registry when it
+ * looks like a host (has a `.` or `:`, or is `localhost`); otherwise the registry is Docker Hub,
+ * whose one-component names live under `library/`.
+ */
+function splitReference(trimmed: string): ReferenceParts {
   const at = trimmed.indexOf("@");
   const name = at === -1 ? trimmed : trimmed.slice(0, at);
   const digest = at === -1 ? undefined : trimmed.slice(at + 1);
-
   const slash = name.indexOf("/");
   const first = slash === -1 ? "" : name.slice(0, slash);
   let registry = DOCKER_HUB;
@@ -110,11 +135,18 @@ export function parseImageReference(text: string): ImageReference {
     remainder = name.slice(slash + 1);
   }
   if (registry === DOCKER_HUB && !remainder.includes("/")) remainder = OFFICIAL_PREFIX + remainder;
-
   const colon = remainder.indexOf(":");
-  const repository = colon === -1 ? remainder : remainder.slice(0, colon);
-  const tag = colon === -1 ? undefined : remainder.slice(colon + 1);
+  return {
+    registry,
+    repository: colon === -1 ? remainder : remainder.slice(0, colon),
+    tag: colon === -1 ? undefined : remainder.slice(colon + 1),
+    digest,
+  };
+}
 
+/** Holds each part to the reference grammar; `fail` throws with the first problem. */
+function validateParts(parts: ReferenceParts, fail: (problem: string) => never): void {
+  const { registry, repository, tag, digest } = parts;
   if (repository.toLowerCase() !== repository) fail("repository names must be lowercase");
   if (!REGISTRY.test(registry)) {
     fail(`the registry host ${JSON.stringify(registry)} is not a valid host name or host:port`);
@@ -140,14 +172,6 @@ export function parseImageReference(text: string): ImageReference {
   if (fullName.length > NAME_MAX_LENGTH) {
     fail(`the name ${fullName} is ${fullName.length} characters long, over the limit of 255`);
   }
-
-  const effectiveTag = tag ?? (digest === undefined ? DEFAULT_TAG : undefined);
-  const normalized = fullName + (effectiveTag === undefined ? "" : `:${effectiveTag}`) +
-    (digest === undefined ? "" : `@${digest}`);
-  const ref: ImageReference = { registry, repository, normalized, original: text };
-  if (effectiveTag !== undefined) ref.tag = effectiveTag;
-  if (digest !== undefined) ref.digest = digest;
-  return ref;
 }
 
 function validateDigest(digest: string, fail: (problem: string) => never): void {
