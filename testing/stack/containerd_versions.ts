@@ -10,17 +10,15 @@
  *
  * @example
  * ```ts
- * import { CONTAINERD_VERSIONS } from "./containerd_versions.ts";
+ * import { testEachContainerd } from "./containerd_versions.ts";
  * import { startStack } from "./stack.ts";
  *
  * // Registers one test per version; call it at the top level of a *_test.ts file.
  * function registerTests(): void {
- *   for (const containerd of CONTAINERD_VERSIONS) {
- *     Deno.test(`fetch works (containerd ${containerd.version})`, async () => {
- *       await using stack = await startStack({ containerd });
- *       // … run fetch against `unix://${stack.containerd.socket}`
- *     });
- *   }
+ *   testEachContainerd("fetch works", async (_t, containerd) => {
+ *     await using stack = await startStack({ containerd });
+ *     // … run fetch against `unix://${stack.containerd.socket}`
+ *   });
  * }
  * ```
  *
@@ -129,5 +127,37 @@ async function checkVersion(binary: string, version: ContainerdVersion): Promise
     throw new ContainerdVersionError(
       `${binary} is containerd ${found ?? `"${text}"`}, not ${version.version}; ${fix}.`,
     );
+  }
+}
+
+/** A test as `Deno.test` takes it, whose function also gets the containerd version. */
+export interface ContainerdTestDefinition extends Omit<Deno.TestDefinition, "fn"> {
+  /** The test; pass `containerd` to `startStack`. */
+  fn(t: Deno.TestContext, containerd: ContainerdVersion): void | Promise<void>;
+}
+
+/**
+ * Registers one test per entry of {@linkcode CONTAINERD_VERSIONS}, named
+ * `<name> (containerd <version>)`; its function gets the version to pass to `startStack`.
+ */
+export function testEachContainerd(
+  name: string,
+  fn: ContainerdTestDefinition["fn"],
+): void;
+/** Same, with `Deno.test`'s options (sanitizers, …) in one definition. */
+export function testEachContainerd(definition: ContainerdTestDefinition): void;
+export function testEachContainerd(
+  nameOrDefinition: string | ContainerdTestDefinition,
+  fn?: ContainerdTestDefinition["fn"],
+): void {
+  const definition = typeof nameOrDefinition === "string"
+    ? { name: nameOrDefinition, fn: fn! }
+    : nameOrDefinition;
+  for (const containerd of CONTAINERD_VERSIONS) {
+    Deno.test({
+      ...definition,
+      name: `${definition.name} (containerd ${containerd.version})`,
+      fn: (t) => definition.fn(t, containerd),
+    });
   }
 }

@@ -14,7 +14,12 @@
  * @module
  */
 import { type Containerd, startContainerd } from "./containerd.ts";
-import { CONTAINERD_1_6, type ContainerdVersion, obtainContainerd } from "./containerd_versions.ts";
+import {
+  CONTAINERD_1_6,
+  type ContainerdBinaries,
+  type ContainerdVersion,
+  obtainContainerd,
+} from "./containerd_versions.ts";
 import { type FaultProxy, startFaultProxy } from "./fault_proxy.ts";
 import { type PushedImage, pushImage, type PushImageOptions } from "./images.ts";
 import { type DebianPackage, ensureDebianPackages } from "./packages.ts";
@@ -54,6 +59,7 @@ export {
   type ContainerdVersion,
   ContainerdVersionError,
   obtainContainerd,
+  testEachContainerd,
 } from "./containerd_versions.ts";
 export { DebianDownloadError } from "./debian_download.ts";
 export {
@@ -107,6 +113,8 @@ export interface Stack extends AsyncDisposable {
   readonly workDir: string;
   /** The containerd version running. */
   readonly containerdVersion: ContainerdVersion;
+  /** Its programs, for starting more containerds of the same version. */
+  readonly containerdBinaries: ContainerdBinaries;
   /** Builds and pushes an image to the registry (with its credentials, not via the proxy). */
   pushImage(options: PushImageOptions): Promise<PushedImage>;
 }
@@ -148,6 +156,7 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
       containerd,
       workDir: containerd.dir,
       containerdVersion,
+      containerdBinaries: binaries,
       pushImage: (pushOptions) => pushImage(registry, pushOptions),
       [Symbol.asyncDispose]: () => disposing ??= disposeAll(started),
     };
