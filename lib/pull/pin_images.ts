@@ -11,9 +11,9 @@ import { describeError, type ImageResult } from "./scheduler.ts";
 
 /** What pinning needs from the runtime's CRI side. */
 export interface PinStatusReader {
-  /** CRI `ImageStatus`: the image's `pinned` flag, or `undefined` when it is not on the node. */
+  /** CRI `ImageStatus`: the image's ID and `pinned` flag, `undefined` when it is not on the node. */
   imageStatus(image: string, options?: { signal?: AbortSignal }): Promise<
-    { pinned: boolean } | undefined
+    { id: string; pinned: boolean } | undefined
   >;
 }
 
@@ -48,13 +48,14 @@ export interface PinOutcome {
 }
 
 const UNIMPLEMENTED = 12;
-const NOT_FOUND = 5;
 
 /**
- * Pins every image of `results` that is on the node (pulled or present). Each is labelled under
- * the reference the list names (a pin that follows the tag, as a re-pull keeps the label), or,
- * when the runtime has no record of that name, under its image ID. Logs one line per image, or a
- * single line when the runtime cannot pin at all. Never throws: an aborted `signal` ends it early
+ * Pins every image of `results` that is on the node (pulled or present) by labelling its image ID
+ * record (`sha256:<config digest>`, found with CRI `ImageStatus`). Not the tag's record: every
+ * pull of a tag rewrites that record with the puller's labels only (containerd 1.7.24, measured),
+ * so a kubelet pull with `imagePullPolicy: Always` would drop the pin; nothing pulls by ID. The
+ * pin therefore stays with the image when its tag moves on. Logs one line per image, or a single
+ * line when the runtime cannot pin at all. Never throws: an aborted `signal` ends it early
  * with what was done.
  */
 export async function pinImages(
@@ -102,13 +103,9 @@ export async function pinImages(
 }
 
 async function labelImage(result: ImageResult, options: PinImagesOptions): Promise<void> {
-  try {
-    await options.labeler.pin(result.image, { signal: options.signal });
-  } catch (error) {
-    const byId = result.imageRef?.startsWith("sha256:") ? result.imageRef : undefined;
-    if (!(error instanceof ImagesServiceError && error.code === NOT_FOUND && byId)) throw error;
-    await options.labeler.pin(byId, { signal: options.signal });
-  }
+  const status = await options.cri.imageStatus(result.image, { signal: options.signal });
+  if (!status) throw new Error(`${result.image} is no longer on the node`);
+  await options.labeler.pin(status.id, { signal: options.signal });
 }
 
 /** Polls CRI until every image reads `pinned`, or the confirmation time is up. */

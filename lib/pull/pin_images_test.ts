@@ -11,12 +11,15 @@ const results: ImageResult[] = [
   { image: "r/c:1", status: "failed", attempts: 3, elapsedMs: 1, error: "gone" },
 ];
 
-/** A runtime whose records are `records`; labelled names read pinned when `reports` is true. */
-function fakeRuntime(records: string[], reports: boolean, code?: number) {
+/**
+ * A runtime with the images of `ids` (name → image ID); labelled IDs read pinned when `reports`
+ * is true; `code` makes every label call fail with that gRPC status.
+ */
+function fakeRuntime(ids: Record<string, string>, reports: boolean, code?: number) {
   const labelled: string[] = [];
   const labeler: ImageLabeler = {
     pin(name) {
-      if (code !== undefined || !records.includes(name)) {
+      if (code !== undefined || !Object.values(ids).includes(name)) {
         return Promise.reject(
           new ImagesServiceError("Update", "/s", { code: code ?? 5, details: "not found" }),
         );
@@ -25,15 +28,18 @@ function fakeRuntime(records: string[], reports: boolean, code?: number) {
       return Promise.resolve();
     },
   };
-  const idOf: Record<string, string> = { "r/a:1": "sha256:aaa", "r/b@sha256:bbb": "sha256:b" };
   const cri: PinStatusReader = {
     imageStatus: (image) =>
-      Promise.resolve({
-        pinned: reports && (labelled.includes(image) || labelled.includes(idOf[image])),
-      }),
+      Promise.resolve(
+        ids[image] === undefined
+          ? undefined
+          : { id: ids[image], pinned: reports && labelled.includes(ids[image]) },
+      ),
   };
   return { labeler, cri, labelled };
 }
+
+const ON_NODE = { "r/a:1": "sha256:aaa", "r/b@sha256:bbb": "sha256:b", "r/c:1": "sha256:c" };
 
 function run(runtime: ReturnType<typeof fakeRuntime>) {
   const lines: Record<string, unknown>[] = [];
@@ -45,30 +51,23 @@ function run(runtime: ReturnType<typeof fakeRuntime>) {
   return { outcome, lines };
 }
 
-Deno.test("pinImages labels the images on the node under their listed names, not failed ones", async () => {
-  const runtime = fakeRuntime(["r/a:1", "r/b@sha256:bbb", "r/c:1"], true);
+Deno.test("pinImages labels the ID record of every image on the node, not failed ones", async () => {
+  const runtime = fakeRuntime(ON_NODE, true);
   const { outcome, lines } = run(runtime);
   assert.deepEqual(await outcome, {
     pinned: ["r/a:1", "r/b@sha256:bbb"],
     unconfirmed: [],
     failed: [],
   });
-  assert.deepEqual(runtime.labelled, ["r/a:1", "r/b@sha256:bbb"]);
+  assert.deepEqual(runtime.labelled, ["sha256:aaa", "sha256:b"]);
   assert.deepEqual(lines.map((l) => [l.msg, l.image]), [
     ["image pinned", "r/a:1"],
     ["image pinned", "r/b@sha256:bbb"],
   ]);
 });
 
-Deno.test("pinImages falls back to the image ID record when the listed name has none", async () => {
-  const runtime = fakeRuntime(["sha256:aaa", "r/b@sha256:bbb"], true);
-  const { outcome } = run(runtime);
-  assert.deepEqual((await outcome).pinned, ["r/a:1", "r/b@sha256:bbb"]);
-  assert.deepEqual(runtime.labelled, ["sha256:aaa", "r/b@sha256:bbb"]);
-});
-
 Deno.test("a runtime that never reports pinned gets one log line", async () => {
-  const runtime = fakeRuntime(["r/a:1", "r/b@sha256:bbb"], false);
+  const runtime = fakeRuntime(ON_NODE, false);
   const { outcome, lines } = run(runtime);
   assert.deepEqual(await outcome, {
     pinned: [],
@@ -83,7 +82,7 @@ Deno.test("a runtime that never reports pinned gets one log line", async () => {
 });
 
 Deno.test("a socket without containerd's images service gets one log line", async () => {
-  const runtime = fakeRuntime([], true, 12);
+  const runtime = fakeRuntime(ON_NODE, true, 12);
   const { outcome, lines } = run(runtime);
   assert.match((await outcome).unsupported ?? "", /images service/);
   assert.deepEqual(lines.map((l) => l.msg), [
@@ -91,8 +90,8 @@ Deno.test("a socket without containerd's images service gets one log line", asyn
   ]);
 });
 
-Deno.test("an image that cannot be labelled is named; the others are still pinned", async () => {
-  const runtime = fakeRuntime(["r/b@sha256:bbb"], true);
+Deno.test("an image gone from the node is named; the others are still pinned", async () => {
+  const runtime = fakeRuntime({ "r/b@sha256:bbb": "sha256:b" }, true);
   const { outcome, lines } = run(runtime);
   const result = await outcome;
   assert.deepEqual(result.pinned, ["r/b@sha256:bbb"]);

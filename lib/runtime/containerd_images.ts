@@ -3,11 +3,12 @@
  * garbage collection leaves them alone.
  *
  * containerd's CRI plugin (1.7 and later) reports an image as `pinned` in CRI `ImageStatus` and
- * `ListImages` when any of its image records carries the label
- * `io.cri-containerd.pinned=pinned`; the kubelet never garbage-collects a pinned image. The CRI
- * plugin learns of the label from the image-update event the images service publishes, so it shows
- * within moments, and it reads the labels again when it starts. A pull of the same reference keeps
- * the label. containerd 1.6 accepts the label but never reports `pinned`.
+ * `ListImages` when any of its image records (its tag, its repo digest, its ID `sha256:<config
+ * digest>`) carries the label `io.cri-containerd.pinned=pinned`; the kubelet never
+ * garbage-collects a pinned image. The CRI plugin learns of the label from the image-update event
+ * the images service publishes, so it shows within moments, and it reads the labels again when it
+ * starts. A pull rewrites the record of the name it pulls by (labels included), so only the ID
+ * record keeps a label across pulls. containerd 1.6 accepts the label but never reports `pinned`.
  *
  * @module
  */
@@ -63,6 +64,12 @@ type UnaryMethod = (
   callback: Callback,
 ) => grpc.ClientUnaryCall;
 
+interface RawImage {
+  name: string;
+  labels?: Record<string, string>;
+  target?: { media_type: string; digest: string; size: number } | null;
+}
+
 const Images = serviceConstructor(loadProto(imagesProto), "containerd.services.images.v1.Images");
 
 /**
@@ -94,10 +101,27 @@ export class ContainerdImages implements ImageLabeler, Disposable {
     this.#client = new Images(socketTarget(socket), grpc.credentials.createInsecure());
   }
 
-  /** Sets `io.cri-containerd.pinned=pinned` on the record `name`, leaving its other fields. */
+  /**
+   * Sets `io.cri-containerd.pinned=pinned` on the record `name`, leaving its other fields.
+   *
+   * The record is read first and sent back with its target: containerd 1.7.24 dereferences the
+   * target of every `Update` request, even one whose mask names only a label, and a request
+   * without one crashes the whole daemon (measured; see `tests/pin_e2e_test.ts`).
+   */
   async pin(name: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    const { image } = await this.#unary<{ image: RawImage | null }>(
+      "Get",
+      { name },
+      options.signal,
+    );
+    if (!image?.target) {
+      throw new ImagesServiceError("Get", this.socket, {
+        code: 5,
+        details: `image ${name} has no target`,
+      });
+    }
     await this.#unary("Update", {
-      image: { name, labels: { [PINNED_LABEL_KEY]: PINNED_LABEL_VALUE } },
+      image: { name, target: image.target, labels: { [PINNED_LABEL_KEY]: PINNED_LABEL_VALUE } },
       update_mask: { paths: [`labels.${PINNED_LABEL_KEY}`] },
     }, options.signal);
   }
@@ -107,7 +131,7 @@ export class ContainerdImages implements ImageLabeler, Disposable {
     name: string,
     options: { signal?: AbortSignal } = {},
   ): Promise<Record<string, string>> {
-    const response = await this.#unary<{ image: { labels?: Record<string, string> } | null }>(
+    const response = await this.#unary<{ image: RawImage | null }>(
       "Get",
       { name },
       options.signal,
