@@ -3,6 +3,10 @@
  * `pinned` field (what the kubelet's image garbage collection skips on).
  */
 import assert from "node:assert/strict";
+import * as grpc from "@grpc/grpc-js";
+import imagesProto from "../proto/containerd_images.proto" with { type: "text" };
+import { loadProto, serviceConstructor } from "../lib/core/proto.ts";
+import { waitUntil } from "../testing/stack/wait_until.ts";
 import { CriClient } from "../lib/runtime/cri_client.ts";
 import { ContainerdImages, PINNED_LABEL_KEY } from "../lib/runtime/containerd_images.ts";
 import {
@@ -129,5 +133,51 @@ testEachContainerd(
       ["warn", "cannot pin images on this runtime; the kubelet may garbage-collect them"],
     ]);
     assert.match(String(lines[0].reason), /does not serve containerd's images service/);
+  },
+);
+
+/** Whether each containerd survives an images `Update` request that carries no target. */
+const SURVIVES_UPDATE_WITHOUT_TARGET: Record<string, boolean> = {
+  "1.6.20": true,
+  "1.7.24": false,
+};
+
+testEachContainerd(
+  "an images Update without a target: why ContainerdImages.pin sends the record's target back",
+  async (_t, containerd) => {
+    const survives = SURVIVES_UPDATE_WITHOUT_TARGET[containerd.version];
+    assert.equal(typeof survives, "boolean", `add ${containerd.version} to the table`);
+    await using stack = await startStack({ containerd });
+    const image = await stack.pushImage({ repository: "pin/raw", tag: "v1" });
+    const reference = image.reference(stack.registry.host);
+    using cri = new CriClient(stack.containerd.socket);
+    await cri.pullImage(reference);
+    const Images = serviceConstructor(
+      loadProto(imagesProto),
+      "containerd.services.images.v1.Images",
+    );
+    const client = new Images(`unix:${stack.containerd.socket}`, grpc.credentials.createInsecure());
+    const metadata = new grpc.Metadata();
+    metadata.set("containerd-namespace", "k8s.io");
+    const error = await new Promise<grpc.ServiceError | null>((resolve) =>
+      client.Update(
+        {
+          image: { name: reference, labels: { [PINNED_LABEL_KEY]: "pinned" } },
+          update_mask: { paths: [`labels.${PINNED_LABEL_KEY}`] },
+        },
+        metadata,
+        (e: grpc.ServiceError | null) => resolve(e),
+      )
+    );
+    client.close();
+    if (survives) {
+      assert.equal(error, null);
+      assert.ok(stack.containerd.running);
+    } else {
+      assert.ok(error, "the call should fail: the daemon is gone");
+      const gone = await waitUntil(() => !stack.containerd.running, { timeoutMs: 5_000 });
+      assert.ok(gone, "containerd is still running");
+      assert.match(await Deno.readTextFile(stack.containerd.logPath), /panic: runtime error/);
+    }
   },
 );
