@@ -131,6 +131,11 @@ export const FETCH_FLAGS = {
     value: "text|json",
     help: "Logs (standard error) and summary (standard output) as text or JSON lines.",
   },
+  pin: {
+    type: "boolean",
+    help: "Pin the images on the node so the kubelet's image garbage collection keeps them " +
+      "(containerd 1.7 or newer; other runtimes: one warning).",
+  },
   strict: {
     type: "boolean",
     help: "Exit 1 when any image is not on the node at the end (default: report and exit 0).",
@@ -220,6 +225,7 @@ export function parseFetchArgs(
       ),
       nodeName: flags.string("node-name") || env.nodeName || env.hostname(),
       strict: flags.boolean("strict"),
+      pin: flags.boolean("pin"),
     },
   };
 }

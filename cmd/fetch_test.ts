@@ -33,9 +33,14 @@ Deno.test("the defaults are the original tool's", () => {
     pullPolicy: undefined,
     nodeName: "host-1",
     strict: false,
+    pin: false,
   });
   assert.equal(logFormat, "text");
   assert.equal(debug, false);
+});
+
+Deno.test("--pin asks for the images to be pinned", () => {
+  assert.equal(run(["--pin", "debian"]).config.pin, true);
 });
 
 Deno.test("the node name comes from --node-name, then NODE_NAME, then the host name", () => {

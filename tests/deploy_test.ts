@@ -455,6 +455,16 @@ Deno.test("flags go before or after the name, with one or two dashes, spaced or 
   assert.match(deploy(["x", "-h"]), /--metrics-service-type ClusterIP\|LoadBalancer/);
 });
 
+Deno.test("--pin makes fetch pin the images; without it, fetch does not", () => {
+  for (const [args, pin] of [[["my-images", "--pin"], true], [["my-images"], false]] as const) {
+    const init = podSpec(parseYaml(deploy(args))).initContainers[0];
+    const parsed = parseFetchArgs(init.args.slice(1), { hostname: () => "node-a" });
+    assert.equal(parsed.kind === "run" && parsed.config.pin, pin, args.join(" "));
+  }
+  const objects = renderManifests("my-images", { pin: true });
+  assert.ok(podSpec(objects).initContainers[0].args.includes("--pin"));
+});
+
 Deno.test("bad input is one sentence naming the fix", () => {
   for (
     const [args, pattern] of [
@@ -487,6 +497,7 @@ Deno.test("bad input is one sentence naming the fix", () => {
       [["my-images", "--priority-class", "High"], /not a valid PriorityClass name/],
       [["my-images", "--cri-socket", "/crio.sock"], /directory below \//],
       [["my-images", "--collect-metrics=yes"], /takes no value/],
+      [["my-images", "--k8s-flavor", "ocp", "--pin"], /--pin works with containerd/],
       [["my-images", "--version", "v1", "--version", "v2"], /given twice/],
     ] as const
   ) {

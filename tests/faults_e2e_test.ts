@@ -20,7 +20,12 @@ import {
   spawnProgram,
 } from "../testing/prefetcher_process.ts";
 import { freePort } from "../testing/stack/free_port.ts";
-import { type PushedImage, type Stack, startStack } from "../testing/stack/stack.ts";
+import {
+  type PushedImage,
+  type Stack,
+  startStack,
+  testEachContainerd,
+} from "../testing/stack/stack.ts";
 import { waitUntil } from "../testing/stack/wait_until.ts";
 
 const MiB = 1 << 20;
@@ -246,10 +251,10 @@ async function assertAccounted(
   );
 }
 
-Deno.test({
+testEachContainerd({
   name: "fetch under faults: every image on the node, every attempt in the summary and metrics",
-  async fn(t) {
-    await using stack = await startStack();
+  async fn(t, containerd) {
+    await using stack = await startStack({ containerd });
     let server = await startMetricsServerProcess();
     const { grpcPort, httpPort } = server;
     const timings: Record<string, number> = {};

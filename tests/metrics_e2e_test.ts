@@ -11,7 +11,7 @@ import { MetricsSubmitter } from "../lib/metrics/client/submitter.ts";
 import { startMetricsServerProcess } from "../testing/metrics_server_process.ts";
 import { jsonFetchArgs, spawnProgram } from "../testing/prefetcher_process.ts";
 import { ensureDebianPackages } from "../testing/stack/packages.ts";
-import { startStack } from "../testing/stack/stack.ts";
+import { startStack, testEachContainerd } from "../testing/stack/stack.ts";
 import { waitUntil } from "../testing/stack/wait_until.ts";
 
 const quiet = new Logger({ write: () => {} });
@@ -129,10 +129,10 @@ Deno.test("SIGTERM stops the server gracefully with status 0", async () => {
   assert.match(server.stderr(), /"msg":"shutting down"/);
 });
 
-Deno.test({
+testEachContainerd({
   name: "fetch --metrics-endpoint on two nodes reports every attempt, across a server restart",
-  async fn() {
-    await using stack = await startStack();
+  async fn(_t, containerd) {
+    await using stack = await startStack({ containerd });
     const images = await Promise.all(
       [1, 2, 3].map((i) =>
         stack.pushImage({ repository: `metrics/app-${i}`, tag: "v1", layerBytes: 512 << 10 })

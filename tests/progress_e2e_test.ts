@@ -3,7 +3,12 @@
  * content service shows each pull's bytes, and a real registry behind the fault proxy.
  */
 import assert from "node:assert/strict";
-import { type Stack, startContainerd, startStack } from "../testing/stack/stack.ts";
+import {
+  type Stack,
+  startContainerd,
+  startStack,
+  testEachContainerd,
+} from "../testing/stack/stack.ts";
 import { jsonFetchArgs, type ProgramRun, runProgram } from "../testing/prefetcher_process.ts";
 
 function fetchOn(stack: Stack, args: string[]): Promise<ProgramRun> {
@@ -19,8 +24,8 @@ function describe(run: ProgramRun): string {
 
 const MiB = 1 << 20;
 
-Deno.test("fetch watches pull progress on containerd", async (t) => {
-  await using stack = await startStack();
+testEachContainerd("fetch watches pull progress on containerd", async (t, containerd) => {
+  await using stack = await startStack({ containerd });
 
   await t.step(
     "a big image on a slow link arrives in one attempt, with no bytes wasted",
@@ -124,33 +129,42 @@ Deno.test("fetch watches pull progress on containerd", async (t) => {
   });
 });
 
-Deno.test("on a socket without containerd's content service, fetch says so once and uses the timeouts", async () => {
-  await using stack = await startStack();
-  // A real containerd whose socket serves CRI but not the content service (as CRI-O's does not).
-  await using runtime = await startContainerd({
-    registryHosts: [stack.proxy.host],
-    disabledPlugins: ["io.containerd.grpc.v1.content"],
-  });
-  const image = await stack.pushImage({ repository: "nocontent/app", tag: "v1", layerBytes: MiB });
-  stack.proxy.setFaults({ stall: { count: 1, afterBytes: 256 << 10 } });
-  const run = await runProgram([
-    ...jsonFetchArgs(runtime.socket),
-    "--initial-pull-attempt-timeout",
-    "2s",
-    "--initial-pull-attempt-delay",
-    "200ms",
-    image.reference(stack.proxy.host),
-  ]);
-  stack.proxy.setFaults({});
-  assert.equal(run.code, 0, describe(run));
-  const notes = run.events.filter((e) => /cannot watch pull progress/.test(e.msg));
-  assert.equal(notes.length, 1, describe(run));
-  assert.match(String(notes[0].reason), /content service/);
-  assert.equal(run.events.find((e) => e.msg === "fetch started")?.progress, "off");
-  // The stalled first attempt ends at its wall-clock timeout; the second one pulls the image.
-  const [result] = run.summary!.images;
-  assert.equal(result.status, "pulled", describe(run));
-  assert.equal(result.attempts, 2);
-  const failed = run.events.find((e) => e.msg === "pull attempt failed");
-  assert.match(String(failed?.error), /timed out after 2s$/);
-});
+testEachContainerd(
+  "on a socket without containerd's content service, fetch says so once and uses the timeouts",
+  async (_t, containerd) => {
+    await using stack = await startStack({ containerd });
+    // A real containerd whose socket serves CRI but not the content service (as CRI-O's does not).
+    await using runtime = await startContainerd({
+      registryHosts: [stack.proxy.host],
+      disabledPlugins: ["io.containerd.grpc.v1.content"],
+      binary: stack.containerdBinaries.containerd,
+      ctrBinary: stack.containerdBinaries.ctr,
+    });
+    const image = await stack.pushImage({
+      repository: "nocontent/app",
+      tag: "v1",
+      layerBytes: MiB,
+    });
+    stack.proxy.setFaults({ stall: { count: 1, afterBytes: 256 << 10 } });
+    const run = await runProgram([
+      ...jsonFetchArgs(runtime.socket),
+      "--initial-pull-attempt-timeout",
+      "2s",
+      "--initial-pull-attempt-delay",
+      "200ms",
+      image.reference(stack.proxy.host),
+    ]);
+    stack.proxy.setFaults({});
+    assert.equal(run.code, 0, describe(run));
+    const notes = run.events.filter((e) => /cannot watch pull progress/.test(e.msg));
+    assert.equal(notes.length, 1, describe(run));
+    assert.match(String(notes[0].reason), /content service/);
+    assert.equal(run.events.find((e) => e.msg === "fetch started")?.progress, "off");
+    // The stalled first attempt ends at its wall-clock timeout; the second one pulls the image.
+    const [result] = run.summary!.images;
+    assert.equal(result.status, "pulled", describe(run));
+    assert.equal(result.attempts, 2);
+    const failed = run.events.find((e) => e.msg === "pull attempt failed");
+    assert.match(String(failed?.error), /timed out after 2s$/);
+  },
+);

@@ -64,6 +64,11 @@ export const DEPLOY_FLAGS: Readonly<Record<string, FlagSpec>> = {
     type: "boolean",
     help: "Also run aggregate-metrics, and have every node report its pull attempts to it.",
   },
+  pin: {
+    type: "boolean",
+    help: "fetch --pin: keep the images out of the kubelet's image garbage collection " +
+      "(containerd 1.7 or newer).",
+  },
   "metrics-service-type": {
     type: "string",
     value: METRICS_SERVICE_TYPES.join("|"),
@@ -256,6 +261,7 @@ export function parseDeployArgs(args: readonly string[]): DeployInvocation {
     version: str("version"),
     secret: str("secret"),
     collectMetrics: values.get("collect-metrics") === true,
+    pin: values.get("pin") === true ? true : undefined,
     metricsServiceType: str("metrics-service-type") as MetricsServiceType | undefined,
     nodeSelector: nodeSelectors.length > 0 ? parseNodeSelector(nodeSelectors) : undefined,
     priorityClass: str("priority-class"),

@@ -102,6 +102,12 @@ export interface ManifestOptions {
    */
   collectMetrics?: boolean;
   /**
+   * Have `fetch` pin the images (`fetch --pin`), so the kubelet's image garbage collection keeps
+   * them; containerd 1.7 or newer (not with `flavor: "ocp"`).
+   * @default {false}
+   */
+  pin?: boolean;
+  /**
    * The type of the metrics Service; only with `collectMetrics`. `ClusterIP` exposes nothing
    * outside the cluster.
    * @default {"ClusterIP"}
@@ -175,6 +181,7 @@ interface Resolved {
   image: string;
   secret?: string;
   collectMetrics: boolean;
+  pin: boolean;
   metricsServiceType: MetricsServiceType;
   nodeSelector: Record<string, string>;
   priorityClass?: string;
@@ -218,6 +225,13 @@ function resolveOptions(name: string, options: ManifestOptions): Resolved {
         "leave --metrics-service-type out.",
     );
   }
+  const pin = options.pin ?? false;
+  if (pin && flavor === "ocp") {
+    throw new DeployInputError(
+      "--pin works with containerd (--k8s-flavor vanilla) only: CRI-O on OpenShift does not " +
+        "take pins from a client; leave --pin out there.",
+    );
+  }
   const metricsServiceType = options.metricsServiceType ?? "ClusterIP";
   if (!METRICS_SERVICE_TYPES.includes(metricsServiceType)) {
     throw new DeployInputError(
@@ -258,6 +272,7 @@ function resolveOptions(name: string, options: ManifestOptions): Resolved {
     image: imageReference(imageRepo, version),
     secret: options.secret,
     collectMetrics,
+    pin,
     metricsServiceType,
     nodeSelector,
     priorityClass: options.priorityClass,
@@ -380,6 +395,7 @@ function fetchArgs(o: Resolved): string[] {
       ? ["--metrics-endpoint", `${metricsName(o)}.${o.namespace}.svc:${METRICS_GRPC_PORT}`]
       : []),
     ...fetchTuningArgs(o.fetchFlags),
+    ...(o.pin ? ["--pin"] : []),
   ];
 }
 

@@ -30,6 +30,8 @@ import { logPullEvent } from "./event_log.ts";
 import { ProgressMonitor } from "./progress_monitor.ts";
 import type { OpenPullReporter } from "./reporter.ts";
 import { probeProgress } from "../runtime/containerd_progress.ts";
+import { ContainerdImages } from "../runtime/containerd_images.ts";
+import { pinImages } from "./pin_images.ts";
 
 /** Everything a `fetch` run is told by its flags. */
 export interface FetchConfig {
@@ -63,6 +65,8 @@ export interface FetchConfig {
   nodeName: string;
   /** Exit non-zero when any image fails. */
   strict: boolean;
+  /** Pin the images on the node so the kubelet's image garbage collection keeps them. */
+  pin?: boolean;
 }
 
 /** What a run needs from its surroundings. */
@@ -131,6 +135,12 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
         reporter?.report(event);
       },
     });
+    if (config.pin) {
+      using labeler = new ContainerdImages(config.criSocket);
+      const runtimeName = `${version.runtimeName} ${version.runtimeVersion}`;
+      if (context.signal?.aborted) logger.warn("not pinning images: the run was stopped");
+      else await pinImages(results, { labeler, cri: runtime, logger, clock, runtime: runtimeName });
+    }
     // Give the metrics server a moment to take what is still buffered; less when interrupted.
     const delivery = await reporter?.flush(context.signal?.aborted ? 2_000 : 10_000);
     if (reporter && delivery && delivery.undelivered > 0) {

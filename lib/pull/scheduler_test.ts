@@ -24,7 +24,13 @@ class ScriptedRuntime implements ImageRuntime {
     const has = this.present.has(image);
     return Promise.resolve(
       has
-        ? { id: `sha256:${image}`, repoTags: [image], repoDigests: [], sizeBytes: 1000 }
+        ? {
+          id: `sha256:${image}`,
+          repoTags: [image],
+          repoDigests: [],
+          sizeBytes: 1000,
+          pinned: false,
+        }
         : undefined,
     );
   }

@@ -3,7 +3,13 @@ import { FakeClock } from "../../testing/fake_clock.ts";
 import type { CriImage } from "../runtime/cri_client.ts";
 import { lookUpStoredImage } from "./stored_image.ts";
 
-const IMAGE: CriImage = { id: "sha256:abc", repoTags: ["r/a:1"], repoDigests: [], sizeBytes: 4096 };
+const IMAGE: CriImage = {
+  id: "sha256:abc",
+  repoTags: ["r/a:1"],
+  repoDigests: [],
+  sizeBytes: 4096,
+  pinned: false,
+};
 
 /** A runtime whose socket fails the first `failures` questions, then answers. */
 function flakyRuntime(clock: FakeClock, failures: number) {

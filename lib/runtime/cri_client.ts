@@ -34,6 +34,8 @@ export interface CriImage {
   repoDigests: string[];
   /** The size the runtime reports for the image, in bytes. */
   sizeBytes: number;
+  /** Whether the runtime keeps it out of the kubelet's image garbage collection. */
+  pinned: boolean;
 }
 
 /** Registry credentials in the form CRI's `AuthConfig` carries them. */
@@ -142,6 +144,7 @@ export class CriClient implements Disposable {
       repoTags: response.image.repo_tags ?? [],
       repoDigests: response.image.repo_digests ?? [],
       sizeBytes: Number(response.image.size ?? 0),
+      pinned: response.image.pinned ?? false,
     };
   }
 
@@ -203,6 +206,7 @@ interface RawImage {
   repo_tags?: string[];
   repo_digests?: string[];
   size?: number | string;
+  pinned?: boolean;
 }
 
 function toAuthConfig(auth: CriAuth): Record<string, string> {

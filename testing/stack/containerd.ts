@@ -111,7 +111,12 @@ export async function startContainerd(options: StartContainerdOptions): Promise<
 
   let daemon: Daemon | undefined;
   const start = async () => {
-    daemon = spawnDaemon(binary, ["--config", configPath], logPath, { cwd: dir });
+    // Shims are looked up on PATH: take them from the same package as the daemon.
+    const path = `${binary.replace(/\/[^/]*$/, "")}:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`;
+    daemon = spawnDaemon(binary, ["--config", configPath], logPath, {
+      cwd: dir,
+      env: { PATH: path },
+    });
     const current = daemon;
     const ready = await waitUntil(
       async () => (await runCtr(ctr, socket, ["version"])).success,

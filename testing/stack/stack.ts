@@ -14,6 +14,12 @@
  * @module
  */
 import { type Containerd, startContainerd } from "./containerd.ts";
+import {
+  CONTAINERD_1_6,
+  type ContainerdBinaries,
+  type ContainerdVersion,
+  obtainContainerd,
+} from "./containerd_versions.ts";
 import { type FaultProxy, startFaultProxy } from "./fault_proxy.ts";
 import { type PushedImage, pushImage, type PushImageOptions } from "./images.ts";
 import { type DebianPackage, ensureDebianPackages } from "./packages.ts";
@@ -46,6 +52,17 @@ export {
   type PushTarget,
 } from "./images.ts";
 export {
+  CONTAINERD_1_6,
+  CONTAINERD_1_7,
+  CONTAINERD_VERSIONS,
+  type ContainerdBinaries,
+  type ContainerdVersion,
+  ContainerdVersionError,
+  obtainContainerd,
+  testEachContainerd,
+} from "./containerd_versions.ts";
+export { DebianDownloadError } from "./debian_download.ts";
+export {
   type DebianPackage,
   ensureDebianPackages,
   type EnsureDebianPackagesOptions,
@@ -76,6 +93,12 @@ export interface StartStackOptions {
   registryAuth?: RegistryCredentials;
   /** Install missing packages with apt-get (as root). @default {true} */
   installPackages?: boolean;
+  /**
+   * The containerd version to run (see `CONTAINERD_VERSIONS`); obtained first if needed.
+   *
+   * @default {CONTAINERD_1_6, Debian 12's package}
+   */
+  containerd?: ContainerdVersion;
 }
 
 /** A running stack; everything is stopped and removed on `await using` disposal. */
@@ -88,6 +111,10 @@ export interface Stack extends AsyncDisposable {
   readonly containerd: Containerd;
   /** containerd's private directory (socket, root, log). */
   readonly workDir: string;
+  /** The containerd version running. */
+  readonly containerdVersion: ContainerdVersion;
+  /** Its programs, for starting more containerds of the same version. */
+  readonly containerdBinaries: ContainerdBinaries;
   /** Builds and pushes an image to the registry (with its credentials, not via the proxy). */
   pushImage(options: PushImageOptions): Promise<PushedImage>;
 }
@@ -106,14 +133,21 @@ export class StackStopError extends AggregateError {
  * that trusts both over plain HTTP. If a step fails, what was already started is stopped.
  */
 export async function startStack(options: StartStackOptions = {}): Promise<Stack> {
-  if (options.installPackages ?? true) await ensureDebianPackages([...STACK_PACKAGES]);
+  const install = options.installPackages ?? true;
+  if (install) await ensureDebianPackages([...STACK_PACKAGES]);
+  const containerdVersion = options.containerd ?? CONTAINERD_1_6;
+  const binaries = await obtainContainerd(containerdVersion, { install });
   const started: AsyncDisposable[] = [];
   try {
     const registry = await startRegistry({ auth: options.registryAuth });
     started.push(registry);
     const proxy = await startFaultProxy(registry.url);
     started.push(proxy);
-    const containerd = await startContainerd({ registryHosts: [registry.host, proxy.host] });
+    const containerd = await startContainerd({
+      registryHosts: [registry.host, proxy.host],
+      binary: binaries.containerd,
+      ctrBinary: binaries.ctr,
+    });
     started.push(containerd);
     let disposing: Promise<void> | undefined;
     return {
@@ -121,6 +155,8 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
       proxy,
       containerd,
       workDir: containerd.dir,
+      containerdVersion,
+      containerdBinaries: binaries,
       pushImage: (pushOptions) => pushImage(registry, pushOptions),
       [Symbol.asyncDispose]: () => disposing ??= disposeAll(started),
     };
