@@ -9,6 +9,7 @@ import { ExitCode, InterruptedError, InvalidInputError } from "../lib/core/exit_
 import { type FetchConfig, runFetch } from "../lib/pull/run_fetch.ts";
 import { type LogFormat, Logger } from "../lib/core/log.ts";
 import type { PullPolicy } from "../lib/pull/scheduler.ts";
+import { dropRunPermission } from "../lib/core/run_permission.ts";
 
 interface FlagSpec {
   type: "string" | "boolean";
@@ -34,6 +35,23 @@ export const FETCH_FLAGS = {
     type: "string",
     value: "path",
     help: "A .dockerconfigjson with registry credentials, matched to images like the kubelet does.",
+  },
+  "image-credential-provider-config": {
+    type: "string",
+    value: "path",
+    help: "The node's kubelet CredentialProviderConfig (kubelet.config.k8s.io/v1, YAML or JSON); " +
+      "its plugins' credentials are tried after the docker config's.",
+  },
+  "image-credential-provider-bin-dir": {
+    type: "string",
+    value: "path",
+    help: "Directory of the credential provider plugin executables.",
+  },
+  "image-credential-provider-timeout": {
+    type: "string",
+    default: "1m",
+    value: "duration",
+    help: "Kill a credential provider plugin call that has not answered in this long.",
   },
   "metrics-endpoint": {
     type: "string",
@@ -257,6 +275,7 @@ export function parseFetchArgs(
   if (duration("stall-timeout") <= 0 || duration("progress-interval") <= 0) {
     throw new InvalidInputError("--stall-timeout and --progress-interval must be longer than 0s.");
   }
+  const credentialProviders = pluginSettings(str, duration);
   if (schedule.initialAttemptTimeoutMs <= 0) {
     throw new InvalidInputError("--initial-pull-attempt-timeout must be longer than 0s, like 30s.");
   }
@@ -269,6 +288,7 @@ export function parseFetchArgs(
       imageListFile: str("image-list-file"),
       images: parsed.positionals,
       dockerConfig: str("docker-config"),
+      credentialProviders,
       metricsEndpoint,
       metricsTokenFile: str("metrics-token-file"),
       imageListTimeoutMs: duration("image-list-timeout"),
@@ -286,6 +306,29 @@ export function parseFetchArgs(
   };
 }
 
+/** The credential provider flags, which go together. */
+function pluginSettings(
+  str: (name: keyof typeof FETCH_FLAGS) => string | undefined,
+  duration: (name: keyof typeof FETCH_FLAGS) => number,
+): FetchConfig["credentialProviders"] {
+  const configPath = str("image-credential-provider-config");
+  const binDir = str("image-credential-provider-bin-dir");
+  if (configPath === undefined && binDir === undefined) return undefined;
+  if (configPath === undefined || binDir === undefined) {
+    throw new InvalidInputError(
+      "--image-credential-provider-config and --image-credential-provider-bin-dir go together; " +
+        "pass both (the kubelet's CredentialProviderConfig and its plugin directory) or neither.",
+    );
+  }
+  const timeoutMs = duration("image-credential-provider-timeout");
+  if (timeoutMs <= 0) {
+    throw new InvalidInputError(
+      "--image-credential-provider-timeout must be longer than 0s, like 1m.",
+    );
+  }
+  return { configPath, binDir, timeoutMs };
+}
+
 /** Runs `fetch` with the process's arguments and exits with its status. */
 export async function main(args: string[]): Promise<never> {
   let invocation: FetchInvocation;
@@ -300,6 +343,8 @@ export async function main(args: string[]): Promise<never> {
     console.log(fetchHelp());
     Deno.exit(ExitCode.Ok);
   }
+  // Only credential provider plugins need to start programs; without them, give the right up.
+  if (!invocation.config.credentialProviders) dropRunPermission();
   const interrupt = new AbortController();
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     Deno.addSignalListener(signal, () => interrupt.abort(new InterruptedError(signal)));

@@ -17,6 +17,7 @@ Deno.test("the defaults are the original tool's", () => {
     imageListFile: undefined,
     images: ["debian"],
     dockerConfig: undefined,
+    credentialProviders: undefined,
     metricsEndpoint: undefined,
     metricsTokenFile: undefined,
     imageListTimeoutMs: 60_000,
@@ -90,4 +91,40 @@ Deno.test("bad flag values are one sentence naming the flag and the fix", () => 
 
 Deno.test("--help asks for the help text whatever else is given", () => {
   assert.deepEqual(parseFetchArgs(["--help", "--max-parallel", "x"], env), { kind: "help" });
+});
+
+Deno.test("the credential provider flags go together, with the kubelet's 1m call timeout", () => {
+  const { config } = run([
+    "--image-credential-provider-config",
+    "/etc/eks/image-credential-provider/config.json",
+    "--image-credential-provider-bin-dir",
+    "/etc/eks/image-credential-provider",
+    "debian",
+  ]);
+  assert.deepEqual(config.credentialProviders, {
+    configPath: "/etc/eks/image-credential-provider/config.json",
+    binDir: "/etc/eks/image-credential-provider",
+    timeoutMs: 60_000,
+  });
+  for (
+    const args of [
+      ["--image-credential-provider-config", "/c.yaml"],
+      ["--image-credential-provider-bin-dir", "/bin"],
+    ]
+  ) {
+    assert.throws(() => parseFetchArgs([...args, "debian"], env), /go together; pass both/);
+  }
+  assert.throws(
+    () =>
+      parseFetchArgs([
+        "--image-credential-provider-config",
+        "/c.yaml",
+        "--image-credential-provider-bin-dir",
+        "/bin",
+        "--image-credential-provider-timeout",
+        "0s",
+        "debian",
+      ], env),
+    /--image-credential-provider-timeout must be longer than 0s/,
+  );
 });

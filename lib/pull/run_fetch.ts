@@ -32,6 +32,11 @@ import { ProgressMonitor } from "./progress_monitor.ts";
 import { metricsReporter } from "../metrics/client/events.ts";
 import { MetricsSubmitter } from "../metrics/client/submitter.ts";
 import { probeProgress } from "../runtime/containerd_progress.ts";
+import {
+  addPluginCredentials,
+  loadPluginCredentials,
+  type PluginSettings,
+} from "./plugin_credentials.ts";
 
 /** Everything a `fetch` run is told by its flags. */
 export interface FetchConfig {
@@ -43,6 +48,8 @@ export interface FetchConfig {
   images: string[];
   /** Path of a docker config (`.dockerconfigjson`) with registry credentials, if any. */
   dockerConfig?: string;
+  /** Kubelet credential provider plugins to run for credentials, if any. */
+  credentialProviders?: PluginSettings;
   /** `host:port` of the metrics server, if any. */
   metricsEndpoint?: string;
   /** File holding the bearer token the metrics server requires, if any. */
@@ -106,6 +113,9 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
     const dockerConfig = config.dockerConfig
       ? await loadDockerConfig(config.dockerConfig)
       : undefined;
+    const plugins = config.credentialProviders
+      ? await loadPluginCredentials(config.credentialProviders, logger, clock)
+      : undefined;
     const token = config.metricsTokenFile
       ? await readTokenFile(config.metricsTokenFile, "--metrics-token-file")
       : undefined;
@@ -122,6 +132,14 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
       progress: progress.monitor ? "watched" : "off",
     });
     const targets = entries.map((entry) => toTarget(entry, dockerConfig, logger));
+    if (plugins) {
+      await addPluginCredentials(
+        targets,
+        entries.map((e) => e.reference),
+        plugins,
+        logger,
+      );
+    }
     await using metrics = config.metricsEndpoint
       ? new MetricsSubmitter({
         endpoint: config.metricsEndpoint,
