@@ -11,6 +11,11 @@ import denoConfig from "../../deno.json" with { type: "json" };
 import { DeployInputError } from "./deploy_error.ts";
 import { type FetchTuning, fetchTuningArgs, validateFetchTuning } from "./fetch_tuning.ts";
 import {
+  type CredentialProviderOptions,
+  type CredentialProviderPodParts,
+  credentialProviderPodParts,
+} from "./credential_provider.ts";
+import {
   isDns1035Label,
   isDns1123Label,
   isDns1123Subdomain,
@@ -124,6 +129,11 @@ export interface ManifestOptions {
    * @default {{}}
    */
   fetchFlags?: FetchTuning;
+  /**
+   * Run the node's kubelet credential provider plugins: whose nodes (gke, eks, aks) or custom
+   * paths; the files are mounted read-only from the host.
+   */
+  credentialProvider?: CredentialProviderOptions;
 }
 
 /** A Kubernetes object as written to the manifest. */
@@ -180,6 +190,7 @@ interface Resolved {
   priorityClass?: string;
   criSocket: string;
   fetchFlags: FetchTuning;
+  credentialProvider?: CredentialProviderPodParts;
 }
 
 function resolveOptions(name: string, options: ManifestOptions): Resolved {
@@ -263,6 +274,8 @@ function resolveOptions(name: string, options: ManifestOptions): Resolved {
     priorityClass: options.priorityClass,
     criSocket,
     fetchFlags,
+    credentialProvider: options.credentialProvider &&
+      credentialProviderPodParts(options.credentialProvider),
   };
 }
 
@@ -379,6 +392,7 @@ function fetchArgs(o: Resolved): string[] {
     ...(o.collectMetrics
       ? ["--metrics-endpoint", `${metricsName(o)}.${o.namespace}.svc:${METRICS_GRPC_PORT}`]
       : []),
+    ...(o.credentialProvider?.args ?? []),
     ...fetchTuningArgs(o.fetchFlags),
   ];
 }
@@ -410,6 +424,10 @@ function daemonSet(o: Resolved): KubernetesObject {
           ...(o.flavor === "ocp" ? { serviceAccountName: o.name } : {}),
           automountServiceAccountToken: false,
           enableServiceLinks: false,
+          // Cloud plugins ask the metadata server for the node's identity, as from the host.
+          ...(o.credentialProvider?.hostNetwork
+            ? { hostNetwork: true, dnsPolicy: "ClusterFirstWithHostNet" }
+            : {}),
           securityContext: { seccompProfile: { type: "RuntimeDefault" } },
           nodeSelector: o.nodeSelector,
           tolerations: [{ operator: "Exists" }],
@@ -444,6 +462,7 @@ function daemonSet(o: Resolved): KubernetesObject {
                 mountPath: dirname(DOCKER_CONFIG_FILE),
                 readOnly: true,
               }]),
+              ...(o.credentialProvider?.volumeMounts ?? []),
             ],
           }],
           containers: [{
@@ -470,6 +489,7 @@ function daemonSet(o: Resolved): KubernetesObject {
                 defaultMode: 0o400,
               },
             }]),
+            ...(o.credentialProvider?.volumes ?? []),
           ],
         },
       },
