@@ -10,6 +10,9 @@ import { type FetchConfig, runFetch } from "../lib/pull/run_fetch.ts";
 import { type LogFormat, Logger } from "../lib/core/log.ts";
 import type { PullPolicy } from "../lib/pull/scheduler.ts";
 import { dropRunPermission } from "../lib/core/run_permission.ts";
+import { SERVICE_ACCOUNT_DIR } from "../lib/kube/in_cluster.ts";
+import { parseTaint } from "../lib/kube/startup_taint.ts";
+import { isLabelKey } from "../lib/deploy/k8s_names.ts";
 
 interface FlagSpec {
   type: "string" | "boolean";
@@ -52,6 +55,24 @@ export const FETCH_FLAGS = {
     default: "1m",
     value: "duration",
     help: "Kill a credential provider plugin call that has not answered in this long.",
+  },
+  "node-label": {
+    type: "string",
+    value: "prefix/instance",
+    help: "After the run, label this node <prefix/instance>=succeeded (every image is on it) or " +
+      "=failed, like image-prefetcher.stackrox.io/my-images; needs patch on nodes.",
+  },
+  "remove-startup-taint": {
+    type: "string",
+    value: "key[=value]:effect",
+    help: "After the run, remove this taint from this node (kept after an interrupted run, and " +
+      "with --strict when an image is missing); needs get and patch on nodes.",
+  },
+  "service-account-dir": {
+    type: "string",
+    default: SERVICE_ACCOUNT_DIR,
+    value: "path",
+    help: "Where the service account token and ca.crt for the Kubernetes API are.",
   },
   "metrics-endpoint": {
     type: "string",
@@ -179,6 +200,8 @@ export function fetchHelp(): string {
     "  1    some images failed, with --strict",
     "  2    bad invocation: a flag, the image list, a line of it, or the docker config",
     "  3    the container runtime did not answer on its socket within --cri-connect-timeout",
+    "  4    --remove-startup-taint was due but the taint could not be removed (the kubelet",
+    "       restarts the container, which tries again)",
     "  130  stopped by SIGINT; 143 stopped by SIGTERM (the summary is printed first)",
   ].join("\n");
 }
@@ -276,6 +299,7 @@ export function parseFetchArgs(
     throw new InvalidInputError("--stall-timeout and --progress-interval must be longer than 0s.");
   }
   const credentialProviders = pluginSettings(str, duration);
+  const nodeUpdates = nodeUpdateSettings(str);
   if (schedule.initialAttemptTimeoutMs <= 0) {
     throw new InvalidInputError("--initial-pull-attempt-timeout must be longer than 0s, like 30s.");
   }
@@ -289,6 +313,7 @@ export function parseFetchArgs(
       images: parsed.positionals,
       dockerConfig: str("docker-config"),
       credentialProviders,
+      nodeUpdates,
       metricsEndpoint,
       metricsTokenFile: str("metrics-token-file"),
       imageListTimeoutMs: duration("image-list-timeout"),
@@ -327,6 +352,26 @@ function pluginSettings(
     );
   }
   return { configPath, binDir, timeoutMs };
+}
+
+/** The node label and startup taint flags. */
+function nodeUpdateSettings(
+  str: (name: keyof typeof FETCH_FLAGS) => string | undefined,
+): FetchConfig["nodeUpdates"] {
+  const labelKey = str("node-label");
+  const taintText = str("remove-startup-taint");
+  if (labelKey === undefined && taintText === undefined) return undefined;
+  if (labelKey !== undefined && !isLabelKey(labelKey)) {
+    throw new InvalidInputError(
+      `--node-label "${labelKey}" is not a valid label key; write <prefix>/<instance>, like ` +
+        "image-prefetcher.stackrox.io/my-images.",
+    );
+  }
+  const startupTaint = taintText === undefined ? undefined : parseTaint(taintText);
+  if (typeof startupTaint === "string") {
+    throw new InvalidInputError(`--remove-startup-taint ${startupTaint}.`);
+  }
+  return { labelKey, startupTaint, serviceAccountDir: str("service-account-dir") };
 }
 
 /** Runs `fetch` with the process's arguments and exits with its status. */

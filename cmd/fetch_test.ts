@@ -18,6 +18,7 @@ Deno.test("the defaults are the original tool's", () => {
     images: ["debian"],
     dockerConfig: undefined,
     credentialProviders: undefined,
+    nodeUpdates: undefined,
     metricsEndpoint: undefined,
     metricsTokenFile: undefined,
     imageListTimeoutMs: 60_000,
@@ -126,5 +127,28 @@ Deno.test("the credential provider flags go together, with the kubelet's 1m call
         "debian",
       ], env),
     /--image-credential-provider-timeout must be longer than 0s/,
+  );
+});
+
+Deno.test("--node-label and --remove-startup-taint are checked, with the service account dir", () => {
+  const { config } = run([
+    "--node-label",
+    "image-prefetcher.stackrox.io/my-images",
+    "--remove-startup-taint",
+    "example.com/prefetching=true:NoSchedule",
+    "debian",
+  ]);
+  assert.deepEqual(config.nodeUpdates, {
+    labelKey: "image-prefetcher.stackrox.io/my-images",
+    startupTaint: { key: "example.com/prefetching", value: "true", effect: "NoSchedule" },
+    serviceAccountDir: "/var/run/secrets/kubernetes.io/serviceaccount",
+  });
+  assert.throws(
+    () => parseFetchArgs(["--node-label", "no spaces please", "debian"], env),
+    /--node-label "no spaces please" is not a valid label key/,
+  );
+  assert.throws(
+    () => parseFetchArgs(["--remove-startup-taint", "example.com/prefetching", "debian"], env),
+    /--remove-startup-taint "example.com\/prefetching" has no effect/,
   );
 });

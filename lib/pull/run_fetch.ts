@@ -37,6 +37,7 @@ import {
   loadPluginCredentials,
   type PluginSettings,
 } from "./plugin_credentials.ts";
+import { type NodeUpdateSettings, updateNodeAfterRun } from "../kube/node_after_run.ts";
 
 /** Everything a `fetch` run is told by its flags. */
 export interface FetchConfig {
@@ -50,6 +51,8 @@ export interface FetchConfig {
   dockerConfig?: string;
   /** Kubelet credential provider plugins to run for credentials, if any. */
   credentialProviders?: PluginSettings;
+  /** The node label and startup taint to write after the run, if any. */
+  nodeUpdates?: NodeUpdateSettings;
   /** `host:port` of the metrics server, if any. */
   metricsEndpoint?: string;
   /** File holding the bearer token the metrics server requires, if any. */
@@ -184,7 +187,16 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
       context.summaryFormat === "json" ? JSON.stringify({ summary }) : formatSummaryText(summary),
     );
     const interrupt = context.signal?.reason;
-    if (context.signal?.aborted && interrupt instanceof InterruptedError) return interrupt.exitCode;
+    const interrupted = context.signal?.aborted === true && interrupt instanceof InterruptedError;
+    const node = config.nodeUpdates &&
+      await updateNodeAfterRun(config.nodeUpdates, {
+        node: config.nodeName,
+        allOnNode: summary.failed === 0 && problems.length === 0,
+        interrupted,
+        strict: config.strict,
+      }, { logger, clock });
+    if (interrupted) return (interrupt as InterruptedError).exitCode;
+    if (node?.taintRemovalFailed) return ExitCode.StartupTaintKept;
     if (problems.length > 0) return ExitCode.InvalidInput;
     if (summary.failed > 0 && config.strict) return ExitCode.ImagesFailed;
     return ExitCode.Ok;
