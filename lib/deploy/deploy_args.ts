@@ -11,6 +11,7 @@ import {
   type CredentialProviderKind,
   type CredentialProviderOptions,
 } from "./credential_provider.ts";
+import { DEFAULT_NODE_LABEL_PREFIX } from "./node_updates.ts";
 import { FETCH_TUNING_DEFAULTS, type FetchTuning, type FetchTuningFlag } from "./fetch_tuning.ts";
 import {
   DEFAULT_CRI_SOCKETS,
@@ -173,6 +174,23 @@ export const DEPLOY_FLAGS: Readonly<Record<string, FlagSpec>> = {
     value: "path",
     help: "With --credential-provider: the node's kubelet --image-credential-provider-bin-dir.",
   },
+  "label-nodes": {
+    type: "boolean",
+    help: "After each node's run, label it <prefix>/<name>=succeeded or =failed (RBAC: patch " +
+      "on nodes).",
+  },
+  "node-label-prefix": {
+    type: "string",
+    value: "prefix",
+    default: DEFAULT_NODE_LABEL_PREFIX,
+    help: "The label's prefix; the default is the original tool's, so its nodeSelectors work.",
+  },
+  "remove-startup-taint": {
+    type: "string",
+    value: "key[=value]:effect",
+    help: "Remove this taint from each node once its images are in (RBAC: get and patch on " +
+      "nodes); see the README for Karpenter and node groups.",
+  },
   help: { type: "boolean", help: "Show this help." },
 };
 
@@ -283,6 +301,18 @@ export function parseDeployArgs(args: readonly string[]): DeployInvocation {
     criSocket: str("cri-socket"),
     fetchFlags,
     credentialProvider: credentialProviderOptions(str),
+    nodeUpdates: values.get("label-nodes") === true ||
+        str("node-label-prefix") !== undefined || str("remove-startup-taint") !== undefined
+      ? {
+        labelNodes: values.get("label-nodes") === true,
+        ...(str("node-label-prefix") === undefined
+          ? {}
+          : { labelPrefix: str("node-label-prefix") }),
+        ...(str("remove-startup-taint") === undefined
+          ? {}
+          : { startupTaint: str("remove-startup-taint") }),
+      }
+      : undefined,
   };
   // Unset options stay out, so `renderManifests` applies its defaults.
   for (const key of Object.keys(options) as (keyof ManifestOptions)[]) {

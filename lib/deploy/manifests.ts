@@ -16,6 +16,14 @@ import {
   credentialProviderPodParts,
 } from "./credential_provider.ts";
 import {
+  nodeAccessObjects,
+  nodeUpdateArgs,
+  type NodeUpdateOptions,
+  nodeVerbs,
+  serviceAccountTokenVolume,
+  validateNodeUpdates,
+} from "./node_updates.ts";
+import {
   isDns1035Label,
   isDns1123Label,
   isDns1123Subdomain,
@@ -134,6 +142,8 @@ export interface ManifestOptions {
    * paths; the files are mounted read-only from the host.
    */
   credentialProvider?: CredentialProviderOptions;
+  /** Label each node with the run's outcome, and remove a startup taint, after each run. */
+  nodeUpdates?: NodeUpdateOptions;
 }
 
 /** A Kubernetes object as written to the manifest. */
@@ -173,6 +183,7 @@ export function renderManifests(name: string, options: ManifestOptions = {}): Ku
   const o = resolveOptions(name, options);
   const objects: KubernetesObject[] = [];
   if (o.flavor === "ocp") objects.push(...openShiftAccess(o));
+  if (o.nodeApi) objects.push(...nodeAccess(o));
   if (o.collectMetrics) objects.push(metricsService(o), metricsDeployment(o));
   objects.push(daemonSet(o));
   return objects;
@@ -191,6 +202,9 @@ interface Resolved {
   criSocket: string;
   fetchFlags: FetchTuning;
   credentialProvider?: CredentialProviderPodParts;
+  nodeUpdates: NodeUpdateOptions;
+  /** Whether fetch talks to the Kubernetes API (and so needs a ServiceAccount and a token). */
+  nodeApi: boolean;
 }
 
 function resolveOptions(name: string, options: ManifestOptions): Resolved {
@@ -262,6 +276,8 @@ function resolveOptions(name: string, options: ManifestOptions): Resolved {
   }
   const fetchFlags = { ...options.fetchFlags };
   validateFetchTuning(fetchFlags);
+  const nodeUpdates = options.nodeUpdates ?? {};
+  validateNodeUpdates(name, nodeUpdates);
   return {
     name,
     namespace,
@@ -276,6 +292,8 @@ function resolveOptions(name: string, options: ManifestOptions): Resolved {
     fetchFlags,
     credentialProvider: options.credentialProvider &&
       credentialProviderPodParts(options.credentialProvider),
+    nodeUpdates,
+    nodeApi: nodeVerbs(nodeUpdates).length > 0,
   };
 }
 
@@ -381,6 +399,24 @@ function openShiftAccess(o: Resolved): KubernetesObject[] {
   ];
 }
 
+/** The ServiceAccount (unless ocp made it) and the node RBAC of `fetch`'s API calls. */
+function nodeAccess(o: Resolved): KubernetesObject[] {
+  return [
+    ...(o.flavor === "ocp" ? [] : [{
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: metadata(o, o.name, "prefetch"),
+      automountServiceAccountToken: false,
+    }]),
+    ...nodeAccessObjects(
+      o.name,
+      o.namespace,
+      o.nodeUpdates,
+      (n) => metadata(o, n, "prefetch"),
+    ) as KubernetesObject[],
+  ];
+}
+
 function fetchArgs(o: Resolved): string[] {
   return [
     "fetch",
@@ -393,6 +429,7 @@ function fetchArgs(o: Resolved): string[] {
       ? ["--metrics-endpoint", `${metricsName(o)}.${o.namespace}.svc:${METRICS_GRPC_PORT}`]
       : []),
     ...(o.credentialProvider?.args ?? []),
+    ...nodeUpdateArgs(o.name, o.nodeUpdates),
     ...fetchTuningArgs(o.fetchFlags),
   ];
 }
@@ -421,7 +458,8 @@ function daemonSet(o: Resolved): KubernetesObject {
             : {}),
         },
         spec: {
-          ...(o.flavor === "ocp" ? { serviceAccountName: o.name } : {}),
+          ...(o.flavor === "ocp" || o.nodeApi ? { serviceAccountName: o.name } : {}),
+          // Only the init container gets a token, and only when it talks to the API.
           automountServiceAccountToken: false,
           enableServiceLinks: false,
           // Cloud plugins ask the metadata server for the node's identity, as from the host.
@@ -463,6 +501,7 @@ function daemonSet(o: Resolved): KubernetesObject {
                 readOnly: true,
               }]),
               ...(o.credentialProvider?.volumeMounts ?? []),
+              ...(o.nodeApi ? [serviceAccountTokenVolume().mount] : []),
             ],
           }],
           containers: [{
@@ -490,6 +529,7 @@ function daemonSet(o: Resolved): KubernetesObject {
               },
             }]),
             ...(o.credentialProvider?.volumes ?? []),
+            ...(o.nodeApi ? [serviceAccountTokenVolume().volume] : []),
           ],
         },
       },
