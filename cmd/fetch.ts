@@ -182,7 +182,7 @@ export function fetchHelp(): string {
   const rows = Object.entries(FETCH_FLAGS as Record<string, FlagSpec>).map(([name, spec]) => {
     const left = `  --${name}${spec.value ? ` ${spec.value}` : ""}`;
     const def = spec.default !== undefined ? ` (default ${spec.default})` : "";
-    return `${left.padEnd(42)}${spec.help}${def}`;
+    return `${left.padEnd(41)} ${spec.help}${def}`;
   });
   return [
     "Usage: image-prefetcher fetch [flags] [image ...]",
