@@ -10,7 +10,12 @@ import {
   type TestProvider,
   writeProviderSetup,
 } from "../testing/credential_providers.ts";
-import { jsonFetchArgs, type ProgramRun, runProgram } from "../testing/prefetcher_process.ts";
+import {
+  jsonFetchArgs,
+  type ProgramRun,
+  runProgram,
+  spawnProgram,
+} from "../testing/prefetcher_process.ts";
 
 const USER = "prefetch";
 const PASSWORD = "plugin-S3cret-pw";
@@ -225,6 +230,40 @@ Deno.test("fetch with kubelet credential provider plugins", async (t) => {
         assertNoSecret(run, [secretGarbage, PASSWORD]);
       }
       await Deno.remove(dockerConfig);
+    },
+  );
+
+  await t.step(
+    "SIGTERM while a plugin hangs: the plugin is killed, fetch stops at once",
+    async () => {
+      const setup = await writeProviderSetup([{
+        name: "stuck",
+        matchImages: [host],
+        plugin: { mode: "hang" },
+      }]);
+      await using _ = setup;
+      const program = spawnProgram([
+        ...jsonFetchArgs(stack.containerd.socket),
+        "--pull-policy",
+        "Always",
+        "--image-credential-provider-config",
+        setup.configPath,
+        "--image-credential-provider-bin-dir",
+        setup.binDir,
+        direct[0],
+      ]);
+      for (let i = 0; i < 200 && (await setup.calls("stuck")).length === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.equal((await setup.calls("stuck")).length, 1, "the plugin never started");
+      const stoppedAt = performance.now();
+      program.process.kill("SIGTERM");
+      const run = await program.finished;
+      const stopMs = performance.now() - stoppedAt;
+      assert.equal(run.code, 143, describe(run));
+      // Not the 1m plugin timeout: the plugin was killed when the run ended.
+      assert.ok(stopMs < 10_000, `took ${stopMs.toFixed(0)} ms to stop`);
+      assert.ok(!run.events.some((e) => e.msg.startsWith("credential provider plugin gave")));
     },
   );
 

@@ -16,7 +16,11 @@ import type { ProviderResponse } from "./provider_response.ts";
 import { ResponseCache } from "./response_cache.ts";
 
 /** Runs one provider for one image repository; {@linkcode execPlugin} in production. */
-export type RunPlugin = (provider: CredentialProvider, image: string) => Promise<ProviderResponse>;
+export type RunPlugin = (
+  provider: CredentialProvider,
+  image: string,
+  signal?: AbortSignal,
+) => Promise<ProviderResponse>;
 
 /** A plugin call that gave nothing usable; the run goes on without that plugin's answer. */
 export interface PluginFailure {
@@ -94,25 +98,31 @@ export class ProviderKeyring {
     }));
     this.#options = options;
     this.#run = options.runPlugin ??
-      ((provider, image) =>
-        execPlugin(provider, image, { binDir: options.binDir, timeoutMs: options.timeoutMs }));
+      ((provider, image, signal) =>
+        execPlugin(provider, image, {
+          binDir: options.binDir,
+          timeoutMs: options.timeoutMs,
+          signal,
+        }));
   }
 
   /**
    * The plugin credentials for `image`, most specific `auth` key first. Providers' answers are
    * merged in config order, an earlier provider's entry winning over a later one with the same
    * key, as the kubelet documents; a failed call counts as no answer and is reported to
-   * `onFailure`.
+   * `onFailure`. When `signal` aborts (the run is ending), a running plugin is killed and the
+   * answer is empty, without a warning.
    *
    * @param image The image to pull.
+   * @param signal Stops waiting for plugins.
    * @returns The matching credentials; empty when no plugin matches or answers.
    */
-  async credentialsFor(image: ImageReference): Promise<RegistryCredential[]> {
+  async credentialsFor(image: ImageReference, signal?: AbortSignal): Promise<RegistryCredential[]> {
     const repository = `${image.registry}/${image.repository}`;
     const merged = new Map<string, RegistryCredential>();
     for (const entry of this.#providers) {
       if (!entry.provider.matchImages.some((glob) => imageMatches(glob, repository))) continue;
-      for (const credential of await this.#answer(entry, repository)) {
+      for (const credential of await this.#answer(entry, repository, signal)) {
         if (!merged.has(credential.serverAddress)) merged.set(credential.serverAddress, credential);
       }
     }
@@ -123,8 +133,14 @@ export class ProviderKeyring {
   async #answer(
     entry: ProviderSlot,
     repository: string,
+    signal: AbortSignal | undefined,
   ): Promise<RegistryCredential[]> {
-    const release = await entry.lock.acquire();
+    let release: () => void;
+    try {
+      release = await entry.lock.acquire(signal);
+    } catch {
+      return [];
+    }
     try {
       const cached = entry.cache.get(repository);
       if (cached) return cached;
@@ -132,10 +148,11 @@ export class ProviderKeyring {
         throw new Error(`was not run: it hung earlier in this run (for ${entry.hungOn})`);
       }
       this.#options.onCall?.(entry.provider.name, repository);
-      const response = await this.#run(entry.provider, repository);
+      const response = await this.#run(entry.provider, repository, signal);
       entry.cache.put(repository, response, entry.provider.defaultCacheDurationMs);
       return response.auth;
     } catch (error) {
+      if (signal?.aborted) return [];
       if ((error as { timedOut?: boolean }).timedOut) entry.hungOn ??= repository;
       this.#options.onFailure?.({
         provider: entry.provider.name,

@@ -119,3 +119,26 @@ Deno.test("ProviderKeyring reports a failed call and goes on; a hung plugin is n
   ]);
   assert.match(failures[3].error, /hung earlier in this run \(for quay.io\/a\/b\)/);
 });
+
+Deno.test("ProviderKeyring stops waiting when the run ends, without a warning", async () => {
+  const failures: PluginFailure[] = [];
+  const stop = new AbortController();
+  const started: string[] = [];
+  const keyring = new ProviderKeyring([provider("slow", ["*.io"])], {
+    binDir: "/none",
+    clock,
+    onFailure: (f) => failures.push(f),
+    runPlugin: (_p, image, signal) =>
+      new Promise((_, reject) => {
+        started.push(image);
+        signal?.addEventListener("abort", () => reject(new PluginCallError("was stopped")));
+      }),
+  });
+  const first = keyring.credentialsFor(image("quay.io/a/b"), stop.signal);
+  const second = keyring.credentialsFor(image("quay.io/a/c"), stop.signal); // waits for the lock
+  await new Promise((resolve) => setTimeout(resolve, 1));
+  stop.abort();
+  assert.deepEqual(await Promise.all([first, second]), [[], []]);
+  assert.deepEqual(started, ["quay.io/a/b"]);
+  assert.deepEqual(failures, []);
+});

@@ -93,8 +93,8 @@ export function addPluginCredentials(
   logger: Logger,
 ): void {
   targets.forEach((target, index) => {
-    target.lookupCredentials = async () => {
-      const credentials = await plugins.keyring.credentialsFor(references[index]);
+    target.lookupCredentials = async (signal) => {
+      const credentials = await plugins.keyring.credentialsFor(references[index], signal);
       for (const credential of credentials) {
         logger.debug("credential matches", {
           image: target.image,

@@ -43,7 +43,7 @@ export interface PullTarget {
    * More credentials, tried after `credentials`, looked up before each attempt (so only when
    * the image is pulled, and never stale): the credential provider plugins' answers.
    */
-  lookupCredentials?: () => Promise<CriAuth[]>;
+  lookupCredentials?: (signal: AbortSignal) => Promise<CriAuth[]>;
 }
 
 /** How one image ended. */
@@ -272,7 +272,7 @@ async function pullOne(target: PullTarget, run: Run): Promise<ImageResult> {
     } catch {
       return failed(target, attempt - 1, lastError, run);
     }
-    const looked = target.lookupCredentials ? await target.lookupCredentials() : [];
+    const looked = target.lookupCredentials ? await target.lookupCredentials(run.signal) : [];
     const withCredentials = { ...target, credentials: [...target.credentials, ...looked] };
     const startedAt = run.clock.now();
     const attemptId = run.newAttemptId();
