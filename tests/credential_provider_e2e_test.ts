@@ -190,8 +190,8 @@ Deno.test("fetch with kubelet credential provider plugins", async (t) => {
       const dockerConfig = await Deno.makeTempFile({ suffix: ".json" });
       await Deno.writeTextFile(
         dockerConfig,
-        // With a scheme: containerd refuses a serverAddress like 127.0.0.1:port (see the report).
-        JSON.stringify({ auths: { [`http://${host}`]: { username: USER, password: PASSWORD } } }),
+        // host:port without a scheme, the usual form of a pull secret's key.
+        JSON.stringify({ auths: { [host]: { username: USER, password: PASSWORD } } }),
       );
       const secretGarbage = "GARBAGE-token-123";
       const modes = [["fail", /exited with 1: no credentials for .* 503/], [
@@ -272,7 +272,7 @@ Deno.test("fetch with kubelet credential provider plugins", async (t) => {
     await Deno.writeTextFile(
       dockerConfig,
       JSON.stringify({
-        auths: { [`http://${host}`]: { username: USER, password: "wrong-docker-pw" } },
+        auths: { [host]: { username: USER, password: "wrong-docker-pw" } },
       }),
     );
     const { run, setup } = await fetchWith(

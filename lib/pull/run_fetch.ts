@@ -404,7 +404,8 @@ function toTarget(
       username: c.username,
       password: c.password,
       auth: c.auth,
-      serverAddress: c.serverAddress,
+      // No serverAddress, as the kubelet sends none: containerd ignores credentials whose
+      // serverAddress is not a URL of the image's host ("quay.io"), or fails on "host:5000".
       identityToken: c.identityToken,
       registryToken: c.registryToken,
     })),
