@@ -6,8 +6,9 @@
 #   docker build -t ghcr.io/x/image-prefetcher:v0.1.0 .
 #
 # Build stage: `deno task compile`, the same command as outside Docker, so the permissions baked
-# into the binary are the ones of deno.json's compile task (read, write, env, net, and the host
-# name only; no run, no ffi, no other sys). The .proto files need no --include: lib/ imports them
+# into the binary are the ones of deno.json's compile task (read, write, env, net, the host name,
+# and run for kubelet credential provider plugins, given up at start by every process that has
+# none to run; no ffi, no other sys). The .proto files need no --include: lib/ imports them
 # as text modules (`with { type: "text" }`), so they are embedded like code and found the same
 # way under `deno run` and in the compiled binary.
 ARG DENO_VERSION=2.9.6
@@ -25,7 +26,8 @@ COPY proto/ proto/
 RUN deno task compile \
  && ./image-prefetcher --version
 
-# Runtime stage: glibc (deno compile binaries need it) and nothing else: no shell, no package
+# Runtime stage: glibc (deno compile binaries need it; so do host credential provider plugins
+# built with cgo), CA certificates (Go plugins read them) and nothing else: no shell, no package
 # manager. Pin it by digest in CI (cc-debian12:nonroot@sha256:…) for reproducible builds.
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/image-prefetcher /image-prefetcher

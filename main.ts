@@ -7,6 +7,7 @@
  * @module
  */
 import denoConfig from "./deno.json" with { type: "json" };
+import { dropRunPermission } from "./lib/core/run_permission.ts";
 
 /** The program's version, from `deno.json`. */
 export const VERSION: string = denoConfig.version;
@@ -30,6 +31,8 @@ async function installGrpcMitigations(): Promise<void> {
 
 if (import.meta.main) {
   const [command, ...args] = Deno.args;
+  // fetch keeps the right to start programs only when it has credential provider plugins to run.
+  if (command !== "fetch") dropRunPermission();
   switch (command) {
     case "fetch":
       await installGrpcMitigations();

@@ -10,6 +10,10 @@ import type { RetryScheduleOptions } from "../lib/core/retry_schedule.ts";
 import { openMetricsReporter } from "../lib/metrics/client/reporter.ts";
 import { type FetchConfig, runFetch } from "../lib/pull/run_fetch.ts";
 import type { PullPolicy } from "../lib/pull/scheduler.ts";
+import { dropRunPermission } from "../lib/core/run_permission.ts";
+import { isLabelKey } from "../lib/deploy/k8s_names.ts";
+import { SERVICE_ACCOUNT_DIR } from "../lib/kube/in_cluster.ts";
+import { parseTaint } from "../lib/kube/startup_taint.ts";
 import {
   type FlagSpec,
   helpRows,
@@ -35,6 +39,41 @@ export const FETCH_FLAGS = {
     type: "string",
     value: "path",
     help: "A .dockerconfigjson with registry credentials, matched to images like the kubelet does.",
+  },
+  "image-credential-provider-config": {
+    type: "string",
+    value: "path",
+    help: "The node's kubelet CredentialProviderConfig (kubelet.config.k8s.io/v1, YAML or JSON); " +
+      "its plugins' credentials are tried after the docker config's.",
+  },
+  "image-credential-provider-bin-dir": {
+    type: "string",
+    value: "path",
+    help: "Directory of the credential provider plugin executables.",
+  },
+  "image-credential-provider-timeout": {
+    type: "string",
+    default: "1m",
+    value: "duration",
+    help: "Kill a credential provider plugin call that has not answered in this long.",
+  },
+  "node-label": {
+    type: "string",
+    value: "prefix/instance",
+    help: "After the run, label this node <prefix/instance>=succeeded (every image is on it) or " +
+      "=failed, like image-prefetcher.stackrox.io/my-images; needs patch on nodes.",
+  },
+  "remove-startup-taint": {
+    type: "string",
+    value: "key[=value]:effect",
+    help: "After the run, remove this taint from this node (kept after an interrupted run, and " +
+      "with --strict when an image is missing); needs get and patch on nodes.",
+  },
+  "service-account-dir": {
+    type: "string",
+    default: SERVICE_ACCOUNT_DIR,
+    value: "path",
+    help: "Where the service account token and ca.crt for the Kubernetes API are.",
   },
   "metrics-endpoint": {
     type: "string",
@@ -162,6 +201,8 @@ export function fetchHelp(): string {
     "  1    some images failed, with --strict",
     "  2    bad invocation: a flag, the image list, a line of it, or the docker config",
     "  3    the container runtime did not answer on its socket within --cri-connect-timeout",
+    "  4    --remove-startup-taint was due but the taint could not be removed (the kubelet",
+    "       restarts the container, which tries again)",
     "  130  stopped by SIGINT; 143 stopped by SIGTERM (the summary is printed first)",
   ].join("\n");
 }
@@ -199,6 +240,8 @@ export function parseFetchArgs(
   if (flags.duration("stall-timeout") <= 0 || flags.duration("progress-interval") <= 0) {
     throw new InvalidInputError("--stall-timeout and --progress-interval must be longer than 0s.");
   }
+  const credentialProviders = pluginSettings(flags);
+  const nodeUpdates = nodeUpdateSettings(flags);
   return {
     kind: "run",
     logFormat: flags.oneOf("log-format", ["text", "json"])!,
@@ -212,6 +255,8 @@ export function parseFetchArgs(
       dockerConfig: flags.string("docker-config"),
       imageListTimeoutMs: flags.duration("image-list-timeout"),
       criConnectTimeoutMs: flags.duration("cri-connect-timeout"),
+      credentialProviders,
+      nodeUpdates,
       schedule,
       overallTimeoutMs: flags.duration("overall-timeout"),
       progress: flags.oneOf("progress", ["auto", "off"])!,
@@ -266,6 +311,44 @@ function metricsEndpoint(flags: FetchFlags): string | undefined {
   );
 }
 
+/** The credential provider flags, which go together. */
+function pluginSettings(flags: FetchFlags): FetchConfig["credentialProviders"] {
+  const configPath = flags.string("image-credential-provider-config");
+  const binDir = flags.string("image-credential-provider-bin-dir");
+  if (configPath === undefined && binDir === undefined) return undefined;
+  if (configPath === undefined || binDir === undefined) {
+    throw new InvalidInputError(
+      "--image-credential-provider-config and --image-credential-provider-bin-dir go together; " +
+        "pass both (the kubelet's CredentialProviderConfig and its plugin directory) or neither.",
+    );
+  }
+  const timeoutMs = flags.duration("image-credential-provider-timeout");
+  if (timeoutMs <= 0) {
+    throw new InvalidInputError(
+      "--image-credential-provider-timeout must be longer than 0s, like 1m.",
+    );
+  }
+  return { configPath, binDir, timeoutMs };
+}
+
+/** The node label and startup taint flags. */
+function nodeUpdateSettings(flags: FetchFlags): FetchConfig["nodeUpdates"] {
+  const labelKey = flags.string("node-label");
+  const taintText = flags.string("remove-startup-taint");
+  if (labelKey === undefined && taintText === undefined) return undefined;
+  if (labelKey !== undefined && !isLabelKey(labelKey)) {
+    throw new InvalidInputError(
+      `--node-label "${labelKey}" is not a valid label key; write <prefix>/<instance>, like ` +
+        "image-prefetcher.stackrox.io/my-images.",
+    );
+  }
+  const startupTaint = taintText === undefined ? undefined : parseTaint(taintText);
+  if (typeof startupTaint === "string") {
+    throw new InvalidInputError(`--remove-startup-taint ${startupTaint}.`);
+  }
+  return { labelKey, startupTaint, serviceAccountDir: flags.string("service-account-dir") };
+}
+
 /** Runs `fetch` with the process's arguments and exits with its status. */
 export async function main(args: string[]): Promise<never> {
   const invocation = await orExitOnInvalidInput("fetch", () => parseFetchArgs(args));
@@ -273,6 +356,8 @@ export async function main(args: string[]): Promise<never> {
     console.log(fetchHelp());
     Deno.exit(ExitCode.Ok);
   }
+  // Only credential provider plugins need to start programs; without them, give the right up.
+  if (!invocation.config.credentialProviders) dropRunPermission();
   const interrupt = new AbortController();
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     Deno.addSignalListener(signal, () => interrupt.abort(new InterruptedError(signal)));

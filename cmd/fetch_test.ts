@@ -17,6 +17,8 @@ Deno.test("the defaults are the original tool's", () => {
     imageListFile: undefined,
     images: ["debian"],
     dockerConfig: undefined,
+    credentialProviders: undefined,
+    nodeUpdates: undefined,
     imageListTimeoutMs: 60_000,
     criConnectTimeoutMs: 60_000,
     schedule: {
@@ -93,4 +95,63 @@ Deno.test("bad flag values are one sentence naming the flag and the fix", () => 
 
 Deno.test("--help asks for the help text whatever else is given", () => {
   assert.deepEqual(parseFetchArgs(["--help", "--max-parallel", "x"], env), { kind: "help" });
+});
+
+Deno.test("the credential provider flags go together, with the kubelet's 1m call timeout", () => {
+  const { config } = run([
+    "--image-credential-provider-config",
+    "/etc/eks/image-credential-provider/config.json",
+    "--image-credential-provider-bin-dir",
+    "/etc/eks/image-credential-provider",
+    "debian",
+  ]);
+  assert.deepEqual(config.credentialProviders, {
+    configPath: "/etc/eks/image-credential-provider/config.json",
+    binDir: "/etc/eks/image-credential-provider",
+    timeoutMs: 60_000,
+  });
+  for (
+    const args of [
+      ["--image-credential-provider-config", "/c.yaml"],
+      ["--image-credential-provider-bin-dir", "/bin"],
+    ]
+  ) {
+    assert.throws(() => parseFetchArgs([...args, "debian"], env), /go together; pass both/);
+  }
+  assert.throws(
+    () =>
+      parseFetchArgs([
+        "--image-credential-provider-config",
+        "/c.yaml",
+        "--image-credential-provider-bin-dir",
+        "/bin",
+        "--image-credential-provider-timeout",
+        "0s",
+        "debian",
+      ], env),
+    /--image-credential-provider-timeout must be longer than 0s/,
+  );
+});
+
+Deno.test("--node-label and --remove-startup-taint are checked, with the service account dir", () => {
+  const { config } = run([
+    "--node-label",
+    "image-prefetcher.stackrox.io/my-images",
+    "--remove-startup-taint",
+    "example.com/prefetching=true:NoSchedule",
+    "debian",
+  ]);
+  assert.deepEqual(config.nodeUpdates, {
+    labelKey: "image-prefetcher.stackrox.io/my-images",
+    startupTaint: { key: "example.com/prefetching", value: "true", effect: "NoSchedule" },
+    serviceAccountDir: "/var/run/secrets/kubernetes.io/serviceaccount",
+  });
+  assert.throws(
+    () => parseFetchArgs(["--node-label", "no spaces please", "debian"], env),
+    /--node-label "no spaces please" is not a valid label key/,
+  );
+  assert.throws(
+    () => parseFetchArgs(["--remove-startup-taint", "example.com/prefetching", "debian"], env),
+    /--remove-startup-taint "example.com\/prefetching" has no effect/,
+  );
 });

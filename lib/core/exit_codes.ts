@@ -16,6 +16,8 @@ export const ExitCode = Object.freeze({
   InvalidInput: 2,
   /** The container runtime did not answer on its socket in time. */
   RuntimeUnreachable: 3,
+  /** The startup taint could not be removed; the kubelet restarts the container to try again. */
+  StartupTaintKept: 4,
   /** Stopped by SIGINT (128 + 2). */
   Interrupted: 130,
   /** Stopped by SIGTERM (128 + 15). */

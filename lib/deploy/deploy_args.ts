@@ -6,6 +6,12 @@
  * @module
  */
 import { DeployInputError } from "./deploy_error.ts";
+import {
+  CREDENTIAL_PROVIDER_KINDS,
+  type CredentialProviderKind,
+  type CredentialProviderOptions,
+} from "./credential_provider.ts";
+import { DEFAULT_NODE_LABEL_PREFIX } from "./node_updates.ts";
 import { FETCH_TUNING_DEFAULTS, type FetchTuning, type FetchTuningFlag } from "./fetch_tuning.ts";
 import {
   DEFAULT_CRI_SOCKETS,
@@ -157,6 +163,39 @@ export const DEPLOY_FLAGS: Readonly<Record<string, FlagSpec>> = {
     default: FETCH_TUNING_DEFAULTS["progress-interval"],
     help: "fetch: how often a downloading image logs a progress line.",
   },
+  "credential-provider": {
+    type: "string",
+    value: CREDENTIAL_PROVIDER_KINDS.join("|"),
+    help: "Run the node's kubelet credential provider plugins (ECR, GAR/GCR, ACR, …) for the " +
+      "images, from the host paths of these nodes.",
+  },
+  "credential-provider-config": {
+    type: "string",
+    value: "path",
+    help: "With --credential-provider: the node's kubelet --image-credential-provider-config.",
+  },
+  "credential-provider-bin-dir": {
+    type: "string",
+    value: "path",
+    help: "With --credential-provider: the node's kubelet --image-credential-provider-bin-dir.",
+  },
+  "label-nodes": {
+    type: "boolean",
+    help: "After each node's run, label it <prefix>/<name>=succeeded or =failed (RBAC: patch " +
+      "on nodes).",
+  },
+  "node-label-prefix": {
+    type: "string",
+    value: "prefix",
+    default: DEFAULT_NODE_LABEL_PREFIX,
+    help: "The label's prefix; the default is the original tool's, so its nodeSelectors work.",
+  },
+  "remove-startup-taint": {
+    type: "string",
+    value: "key[=value]:effect",
+    help: "Remove this taint from each node once its images are in (RBAC: get and patch on " +
+      "nodes); see the README for Karpenter and node groups.",
+  },
   help: { type: "boolean", help: "Show this help." },
 };
 
@@ -267,12 +306,47 @@ export function parseDeployArgs(args: readonly string[]): DeployInvocation {
     priorityClass: str("priority-class"),
     criSocket: str("cri-socket"),
     fetchFlags,
+    credentialProvider: credentialProviderOptions(str),
+    nodeUpdates: values.get("label-nodes") === true ||
+        str("node-label-prefix") !== undefined || str("remove-startup-taint") !== undefined
+      ? {
+        labelNodes: values.get("label-nodes") === true,
+        ...(str("node-label-prefix") === undefined
+          ? {}
+          : { labelPrefix: str("node-label-prefix") }),
+        ...(str("remove-startup-taint") === undefined
+          ? {}
+          : { startupTaint: str("remove-startup-taint") }),
+      }
+      : undefined,
   };
   // Unset options stay out, so `renderManifests` applies its defaults.
   for (const key of Object.keys(options) as (keyof ManifestOptions)[]) {
     if (options[key] === undefined) delete options[key];
   }
   return { kind: "render", name, options };
+}
+
+function credentialProviderOptions(
+  str: (flag: string) => string | undefined,
+): CredentialProviderOptions | undefined {
+  const kind = str("credential-provider");
+  const configFile = str("credential-provider-config");
+  const binDir = str("credential-provider-bin-dir");
+  if (kind === undefined) {
+    if (configFile !== undefined || binDir !== undefined) {
+      throw new DeployInputError(
+        "--credential-provider-config and --credential-provider-bin-dir need " +
+          "--credential-provider (gke, eks, aks, or custom).",
+      );
+    }
+    return undefined;
+  }
+  return {
+    kind: kind as CredentialProviderKind,
+    ...(configFile === undefined ? {} : { configFile }),
+    ...(binDir === undefined ? {} : { binDir }),
+  };
 }
 
 function example(flag: string, spec: FlagSpec): string {

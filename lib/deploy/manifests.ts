@@ -11,6 +11,19 @@ import denoConfig from "../../deno.json" with { type: "json" };
 import { DeployInputError } from "./deploy_error.ts";
 import { type FetchTuning, fetchTuningArgs, validateFetchTuning } from "./fetch_tuning.ts";
 import {
+  type CredentialProviderOptions,
+  type CredentialProviderPodParts,
+  credentialProviderPodParts,
+} from "./credential_provider.ts";
+import {
+  nodeAccessObjects,
+  nodeUpdateArgs,
+  type NodeUpdateOptions,
+  nodeVerbs,
+  serviceAccountTokenVolume,
+  validateNodeUpdates,
+} from "./node_updates.ts";
+import {
   isDns1035Label,
   isDns1123Label,
   isDns1123Subdomain,
@@ -130,6 +143,13 @@ export interface ManifestOptions {
    * @default {{}}
    */
   fetchFlags?: FetchTuning;
+  /**
+   * Run the node's kubelet credential provider plugins: whose nodes (gke, eks, aks) or custom
+   * paths; the files are mounted read-only from the host.
+   */
+  credentialProvider?: CredentialProviderOptions;
+  /** Label each node with the run's outcome, and remove a startup taint, after each run. */
+  nodeUpdates?: NodeUpdateOptions;
 }
 
 /** A Kubernetes object as written to the manifest. */
@@ -169,6 +189,7 @@ export function renderManifests(name: string, options: ManifestOptions = {}): Ku
   const o = resolveOptions(name, options);
   const objects: KubernetesObject[] = [];
   if (o.flavor === "ocp") objects.push(...openShiftAccess(o));
+  if (o.nodeApi) objects.push(...nodeAccess(o));
   if (o.collectMetrics) objects.push(metricsService(o), metricsDeployment(o));
   objects.push(daemonSet(o));
   return objects;
@@ -187,6 +208,10 @@ interface Resolved {
   priorityClass?: string;
   criSocket: string;
   fetchFlags: FetchTuning;
+  credentialProvider?: CredentialProviderPodParts;
+  nodeUpdates: NodeUpdateOptions;
+  /** Whether fetch talks to the Kubernetes API (and so needs a ServiceAccount and a token). */
+  nodeApi: boolean;
 }
 
 function resolveOptions(name: string, options: ManifestOptions): Resolved {
@@ -265,6 +290,8 @@ function resolveOptions(name: string, options: ManifestOptions): Resolved {
   }
   const fetchFlags = { ...options.fetchFlags };
   validateFetchTuning(fetchFlags);
+  const nodeUpdates = options.nodeUpdates ?? {};
+  validateNodeUpdates(name, nodeUpdates);
   return {
     name,
     namespace,
@@ -278,6 +305,10 @@ function resolveOptions(name: string, options: ManifestOptions): Resolved {
     priorityClass: options.priorityClass,
     criSocket,
     fetchFlags,
+    credentialProvider: options.credentialProvider &&
+      credentialProviderPodParts(options.credentialProvider),
+    nodeUpdates,
+    nodeApi: nodeVerbs(nodeUpdates).length > 0,
   };
 }
 
@@ -383,6 +414,24 @@ function openShiftAccess(o: Resolved): KubernetesObject[] {
   ];
 }
 
+/** The ServiceAccount (unless ocp made it) and the node RBAC of `fetch`'s API calls. */
+function nodeAccess(o: Resolved): KubernetesObject[] {
+  return [
+    ...(o.flavor === "ocp" ? [] : [{
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: metadata(o, o.name, "prefetch"),
+      automountServiceAccountToken: false,
+    }]),
+    ...nodeAccessObjects(
+      o.name,
+      o.namespace,
+      o.nodeUpdates,
+      (n) => metadata(o, n, "prefetch"),
+    ) as KubernetesObject[],
+  ];
+}
+
 function fetchArgs(o: Resolved): string[] {
   return [
     "fetch",
@@ -394,6 +443,8 @@ function fetchArgs(o: Resolved): string[] {
     ...(o.collectMetrics
       ? ["--metrics-endpoint", `${metricsName(o)}.${o.namespace}.svc:${METRICS_GRPC_PORT}`]
       : []),
+    ...(o.credentialProvider?.args ?? []),
+    ...nodeUpdateArgs(o.name, o.nodeUpdates),
     ...fetchTuningArgs(o.fetchFlags),
     ...(o.pin ? ["--pin"] : []),
   ];
@@ -423,9 +474,14 @@ function daemonSet(o: Resolved): KubernetesObject {
             : {}),
         },
         spec: {
-          ...(o.flavor === "ocp" ? { serviceAccountName: o.name } : {}),
+          ...(o.flavor === "ocp" || o.nodeApi ? { serviceAccountName: o.name } : {}),
+          // Only the init container gets a token, and only when it talks to the API.
           automountServiceAccountToken: false,
           enableServiceLinks: false,
+          // Cloud plugins ask the metadata server for the node's identity, as from the host.
+          ...(o.credentialProvider?.hostNetwork
+            ? { hostNetwork: true, dnsPolicy: "ClusterFirstWithHostNet" }
+            : {}),
           securityContext: { seccompProfile: { type: "RuntimeDefault" } },
           nodeSelector: o.nodeSelector,
           tolerations: [{ operator: "Exists" }],
@@ -460,6 +516,8 @@ function daemonSet(o: Resolved): KubernetesObject {
                 mountPath: dirname(DOCKER_CONFIG_FILE),
                 readOnly: true,
               }]),
+              ...(o.credentialProvider?.volumeMounts ?? []),
+              ...(o.nodeApi ? [serviceAccountTokenVolume().mount] : []),
             ],
           }],
           containers: [{
@@ -486,6 +544,8 @@ function daemonSet(o: Resolved): KubernetesObject {
                 defaultMode: 0o400,
               },
             }]),
+            ...(o.credentialProvider?.volumes ?? []),
+            ...(o.nodeApi ? [serviceAccountTokenVolume().volume] : []),
           ],
         },
       },

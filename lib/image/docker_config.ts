@@ -294,8 +294,22 @@ function keyMatches(key: SplitKey, target: SplitKey): boolean {
     key.labels.every((label, i) => globMatches(label, target.labels[i]));
 }
 
-/** Matches like Go's `filepath.Match` (`*`, `?`, `[a-z]`, `\`); malformed patterns never match. */
-function globMatches(pattern: string, text: string): boolean {
+/**
+ * Matches one host label like Go's `filepath.Match` (`*`, `?`, `[a-z]`, `\`); malformed patterns
+ * never match. Shared with the credential-provider `matchImages` rules, which use the same glob.
+ *
+ * @example Usage
+ * ```ts
+ * import { globMatches } from "./docker_config.ts";
+ *
+ * globMatches("*", "eu"); // true
+ * ```
+ *
+ * @param pattern The glob, e.g. `*` or `eu-[a-z]`.
+ * @param text The label to match.
+ * @returns Whether the whole label matches.
+ */
+export function globMatches(pattern: string, text: string): boolean {
   let source = "";
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i];

@@ -32,6 +32,12 @@ import type { OpenPullReporter } from "./reporter.ts";
 import { probeProgress } from "../runtime/containerd_progress.ts";
 import { ContainerdImages } from "../runtime/containerd_images.ts";
 import { pinImages } from "./pin_images.ts";
+import {
+  addPluginCredentials,
+  loadPluginCredentials,
+  type PluginSettings,
+} from "./plugin_credentials.ts";
+import { type NodeUpdateSettings, updateNodeAfterRun } from "../kube/node_after_run.ts";
 
 /** Everything a `fetch` run is told by its flags. */
 export interface FetchConfig {
@@ -43,6 +49,10 @@ export interface FetchConfig {
   images: string[];
   /** Path of a docker config (`.dockerconfigjson`) with registry credentials, if any. */
   dockerConfig?: string;
+  /** Kubelet credential provider plugins to run for credentials, if any. */
+  credentialProviders?: PluginSettings;
+  /** The node label and startup taint to write after the run, if any. */
+  nodeUpdates?: NodeUpdateSettings;
   /** How long to wait for the image list file to appear. */
   imageListTimeoutMs: number;
   /** How long to wait for the runtime to answer on its socket. */
@@ -107,6 +117,9 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
       ? await loadDockerConfig(config.dockerConfig)
       : undefined;
     const reporter = await context.openReporter?.({ imagesTotal: entries.length });
+    const plugins = config.credentialProviders
+      ? await loadPluginCredentials(config.credentialProviders, logger, clock)
+      : undefined;
     using runtime = new CriClient(config.criSocket);
     const version = await waitForRuntime(runtime, config, clock, context);
     using progress = await watchProgress(config, clock, logger);
@@ -120,6 +133,14 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
       progress: progress.monitor ? "watched" : "off",
     });
     const targets = entries.map((entry) => toTarget(entry, dockerConfig, logger));
+    if (plugins) {
+      await addPluginCredentials(
+        targets,
+        entries.map((e) => e.reference),
+        plugins,
+        logger,
+      );
+    }
     const results = await pullImages(targets, {
       runtime,
       schedule: config.schedule,
@@ -155,7 +176,16 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
       context.summaryFormat === "json" ? JSON.stringify({ summary }) : formatSummaryText(summary),
     );
     const interrupt = context.signal?.reason;
-    if (context.signal?.aborted && interrupt instanceof InterruptedError) return interrupt.exitCode;
+    const interrupted = context.signal?.aborted === true && interrupt instanceof InterruptedError;
+    const node = config.nodeUpdates &&
+      await updateNodeAfterRun(config.nodeUpdates, {
+        node: config.nodeName,
+        allOnNode: summary.failed === 0 && problems.length === 0,
+        interrupted,
+        strict: config.strict,
+      }, { logger, clock });
+    if (interrupted) return (interrupt as InterruptedError).exitCode;
+    if (node?.taintRemovalFailed) return ExitCode.StartupTaintKept;
     if (problems.length > 0) return ExitCode.InvalidInput;
     if (summary.failed > 0 && config.strict) return ExitCode.ImagesFailed;
     return ExitCode.Ok;
@@ -363,7 +393,8 @@ function toTarget(
       username: c.username,
       password: c.password,
       auth: c.auth,
-      serverAddress: c.serverAddress,
+      // No serverAddress, as the kubelet sends none: containerd ignores credentials whose
+      // serverAddress is not a URL of the image's host ("quay.io"), or fails on "host:5000".
       identityToken: c.identityToken,
       registryToken: c.registryToken,
     })),

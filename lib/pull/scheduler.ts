@@ -40,6 +40,11 @@ export interface PullTarget {
   pinned: boolean;
   /** Credentials to try in turn; empty for an anonymous pull. */
   credentials: CriAuth[];
+  /**
+   * More credentials, tried after `credentials`, looked up before each attempt (so only when
+   * the image is pulled, and never stale): the credential provider plugins' answers.
+   */
+  lookupCredentials?: (signal: AbortSignal) => Promise<CriAuth[]>;
 }
 
 /** How one image ended. */
@@ -279,6 +284,8 @@ async function pullOne(target: PullTarget, run: Run): Promise<ImageResult> {
     } catch {
       return failed(target, attempt - 1, lastError, run);
     }
+    const looked = target.lookupCredentials ? await target.lookupCredentials(run.signal) : [];
+    const withCredentials = { ...target, credentials: [...target.credentials, ...looked] };
     const startedAt = run.clock.now();
     const attemptId = run.newAttemptId();
     run.emit({
@@ -295,7 +302,7 @@ async function pullOne(target: PullTarget, run: Run): Promise<ImageResult> {
     let progress = undefined as AttemptProgress | undefined;
     try {
       imageRef = await attemptPull(
-        target,
+        withCredentials,
         { attempt, attemptId },
         timeoutMs,
         run,

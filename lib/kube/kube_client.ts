@@ -1,0 +1,175 @@
+/**
+ * A minimal Kubernetes API client on Deno's own `fetch`: HTTPS to the API server with a client
+ * that trusts only the cluster's CA, and the service account token read from its file on every
+ * request, so a rotated token is picked up at once.
+ *
+ * @module
+ */
+import { type ApiCall, KubeApiError } from "./kube_error.ts";
+import type { InClusterConfig } from "./in_cluster.ts";
+
+/** The body types the API server takes for a PATCH. */
+export type PatchType =
+  | "application/merge-patch+json"
+  | "application/strategic-merge-patch+json"
+  | "application/json-patch+json";
+
+/** The part of the client that node code uses, so tests can pass a fake in pure logic tests. */
+export interface NodeApi {
+  /** Reads the node. */
+  getNode(name: string, signal?: AbortSignal): Promise<KubeNode>;
+  /** Patches the node with `body` of type `type`. */
+  patchNode(name: string, type: PatchType, body: unknown, signal?: AbortSignal): Promise<KubeNode>;
+}
+
+/** The fields of a Node this program reads. */
+export interface KubeNode {
+  /** Name, labels and version. */
+  metadata: { name: string; resourceVersion?: string; labels?: Record<string, string> };
+  /** The taints. */
+  spec?: { taints?: Taint[] };
+}
+
+/** A node taint. */
+export interface Taint {
+  /** The key. */
+  key: string;
+  /** The value, if any. */
+  value?: string;
+  /** `NoSchedule`, `PreferNoSchedule` or `NoExecute`. */
+  effect: string;
+  /** When it was added (NoExecute). */
+  timeAdded?: string;
+}
+
+/** Options for {@linkcode KubeClient}. */
+export interface KubeClientOptions {
+  /** Bound on each request in milliseconds. @default {10000} */
+  requestTimeoutMs?: number;
+}
+
+/** Talks to one API server as the pod's service account. */
+export class KubeClient implements NodeApi, Disposable {
+  readonly #config: InClusterConfig;
+  readonly #http: Deno.HttpClient;
+  readonly #timeoutMs: number;
+
+  /**
+   * Creates a client trusting only the CA in `config.caFile`.
+   *
+   * @example Usage
+   * ```ts
+   * import { KubeClient } from "./kube_client.ts";
+   * import { inClusterConfig } from "./in_cluster.ts";
+   *
+   * async function nodeLabels(node: string) {
+   *   using client = await KubeClient.create(inClusterConfig());
+   *   return (await client.getNode(node)).metadata.labels;
+   * }
+   * ```
+   */
+  static async create(
+    config: InClusterConfig,
+    options: KubeClientOptions = {},
+  ): Promise<KubeClient> {
+    let ca: string;
+    try {
+      ca = await Deno.readTextFile(config.caFile);
+    } catch (error) {
+      throw new KubeApiError(
+        { verb: "read", resource: "CA", name: config.caFile },
+        0,
+        `cannot read the cluster CA ${config.caFile}: ${(error as Error).message}; mount the ` +
+          "service account's ca.crt (deploy.ts does)",
+      );
+    }
+    return new KubeClient(config, Deno.createHttpClient({ caCerts: [ca] }), options);
+  }
+
+  private constructor(config: InClusterConfig, http: Deno.HttpClient, options: KubeClientOptions) {
+    this.#config = config;
+    this.#http = http;
+    this.#timeoutMs = options.requestTimeoutMs ?? 10_000;
+  }
+
+  /** Reads node `name`. */
+  getNode(name: string, signal?: AbortSignal): Promise<KubeNode> {
+    return this.#request(
+      { verb: "get", resource: "nodes", name },
+      "GET",
+      undefined,
+      undefined,
+      signal,
+    );
+  }
+
+  /** Patches node `name` with `body`, sent as `type`. */
+  patchNode(name: string, type: PatchType, body: unknown, signal?: AbortSignal): Promise<KubeNode> {
+    return this.#request({ verb: "patch", resource: "nodes", name }, "PATCH", type, body, signal);
+  }
+
+  /** Closes the HTTP client. */
+  [Symbol.dispose](): void {
+    this.#http.close();
+  }
+
+  async #request<T>(
+    call: ApiCall,
+    method: string,
+    contentType: string | undefined,
+    body: unknown,
+    signal: AbortSignal | undefined,
+  ): Promise<T> {
+    const token = await this.#token(call);
+    const timeout = AbortSignal.timeout(this.#timeoutMs);
+    let response: Response;
+    try {
+      response = await fetch(
+        `${this.#config.server}/api/v1/${call.resource}/${encodeURIComponent(call.name)}`,
+        {
+          method,
+          client: this.#http,
+          headers: {
+            Authorization: `Bearer ${token}`,
+            Accept: "application/json",
+            ...(contentType ? { "Content-Type": contentType } : {}),
+          },
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+        },
+      );
+    } catch (error) {
+      throw new KubeApiError(call, 0, `${this.#config.server}: ${(error as Error).message}`);
+    }
+    const text = await response.text();
+    if (response.ok) return JSON.parse(text) as T;
+    const status = parseStatus(text);
+    throw new KubeApiError(call, response.status, status.message, status.reason);
+  }
+
+  async #token(call: ApiCall): Promise<string> {
+    try {
+      return (await Deno.readTextFile(this.#config.tokenFile)).trim();
+    } catch (error) {
+      throw new KubeApiError(
+        call,
+        0,
+        `cannot read the service account token ${this.#config.tokenFile}: ` +
+          `${(error as Error).message}; mount a service account token (deploy.ts does)`,
+      );
+    }
+  }
+}
+
+/** The API's `Status` object's message and reason, or the start of a body that is not one. */
+function parseStatus(text: string): { message: string; reason?: string } {
+  try {
+    const status = JSON.parse(text);
+    if (typeof status?.message === "string") {
+      return { message: status.message, reason: status.reason };
+    }
+  } catch {
+    // Not JSON: a proxy's page, say.
+  }
+  return { message: text.slice(0, 200).replace(/\s+/g, " ") || "empty body" };
+}
