@@ -81,6 +81,16 @@ const RULES: {
     forbids: (to) => !under(to, "lib/core/") && !under(to, "lib/image/"),
   },
   {
+    name: "lib/credentials/ imports only lib/core/, lib/image/ and itself",
+    covers: (from) => under(from, "lib/credentials/") && !isTest(from),
+    forbids: (to) => !["lib/core/", "lib/image/", "lib/credentials/"].some((f) => under(to, f)),
+  },
+  {
+    name: "lib/kube/ imports only lib/core/ and itself",
+    covers: (from) => under(from, "lib/kube/") && !isTest(from),
+    forbids: (to) => !["lib/core/", "lib/kube/"].some((f) => under(to, f)),
+  },
+  {
     name: "lib/pull/ never imports lib/metrics/ (it reports through pull/reporter.ts)",
     covers: (from) => under(from, "lib/pull/"),
     forbids: (to) => under(to, "lib/metrics/"),
