@@ -161,6 +161,11 @@ export class WaveCoordinator {
     this.#clock = options.clock ?? systemClock;
   }
 
+  /** How many nodes it has heard from. */
+  get nodes(): number {
+    return this.#nodes.length;
+  }
+
   /** How many admission decisions were made. */
   get decisions(): number {
     return this.#decisions;
