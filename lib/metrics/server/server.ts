@@ -24,6 +24,7 @@ import {
 import { type MetricsStore, StoreFullError } from "./store.ts";
 import { formatPrometheus, PROMETHEUS_CONTENT_TYPE, wantsPrometheus } from "./prometheus.ts";
 import { loadProto, serviceConstructor } from "../../core/proto.ts";
+import type { WavesEndpoint } from "../../waves/server/admit_handler.ts";
 
 /** The trailing-metadata key carrying the server's identity, new at every start. */
 export const SERVER_ID_METADATA_KEY = "x-metrics-server-id";
@@ -82,6 +83,8 @@ export interface MetricsServerOptions {
    * restarted server has them (see `lib/metrics_journal.ts`). In-progress snapshots are not.
    */
   journal?: { append(results: readonly MetricsResult[]): void };
+  /** Cluster-wide waves: `/Waves/Admit` on the gRPC port, its picture in `/summary` and `/`. */
+  waves?: WavesEndpoint;
 }
 
 /** A running server. */
@@ -259,6 +262,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
       });
     },
   });
+  if (options.waves) grpcServer.addService(options.waves.definition, options.waves.implementation);
   const grpcAddress = hostname.includes(":") ? `[${hostname}]` : hostname;
   const grpcPort = await new Promise<number>((resolve, reject) => {
     grpcServer.bindAsync(
@@ -315,7 +319,8 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
         });
       case "/summary": {
         const grid = ["1", "true"].includes(url.searchParams.get("grid") ?? "");
-        return new Response(JSON.stringify(store.summary({ grid })), {
+        const waves = options.waves?.snapshot();
+        return new Response(JSON.stringify({ ...store.summary({ grid }), waves }), {
           headers: { "content-type": "application/json", ...noStore },
         });
       }
