@@ -11,6 +11,20 @@ import { type LogFormat, Logger } from "../lib/core/log.ts";
 import { MetricsServerStartError, startMetricsServer } from "../lib/metrics/server/server.ts";
 import { MetricsStore, StoreFullError } from "../lib/metrics/server/store.ts";
 import { JournalError, MetricsJournal } from "../lib/metrics/server/journal.ts";
+import { WaveCoordinator, type WaveCoordinatorOptions } from "../lib/waves/coordinator.ts";
+import { wavesEndpoint } from "../lib/waves/server/admit_handler.ts";
+import { parseDuration } from "../lib/core/duration.ts";
+
+function positiveDuration(text: string, flag: string): number {
+  let ms: number;
+  try {
+    ms = parseDuration(text);
+  } catch (error) {
+    throw new InvalidInputError(`--${flag}: ${(error as Error).message}`);
+  }
+  if (ms <= 0) throw new InvalidInputError(`--${flag} must be longer than 0s, like 30s.`);
+  return ms;
+}
 
 interface FlagSpec {
   type: "string" | "boolean";
@@ -49,6 +63,35 @@ export const AGGREGATE_METRICS_FLAGS = {
     type: "string",
     value: "path",
     help: "A file holding a bearer token that submits and reads must present (pages: ?token=).",
+  },
+  waves: {
+    type: "boolean",
+    help: "Coordinate cluster-wide waves: nodes running fetch --waves ask before each pull " +
+      "(gRPC /Waves/Admit on --grpc-port).",
+  },
+  "first-wave": {
+    type: "string",
+    default: "1",
+    value: "n",
+    help: "With --waves: how many nodes pull an image while no node has it yet.",
+  },
+  fanout: {
+    type: "string",
+    default: "4",
+    value: "n",
+    help: "With --waves: once k nodes have an image, up to k x n more may pull it at once.",
+  },
+  "max-nodes-pulling": {
+    type: "string",
+    default: "0",
+    value: "n",
+    help: "With --waves: how many nodes may pull at once in the whole cluster; 0 for no bound.",
+  },
+  "lease-timeout": {
+    type: "string",
+    default: "30s",
+    value: "duration",
+    help: "With --waves: a node that shows no progress for this long loses its slot.",
   },
   "log-format": {
     type: "string",
@@ -97,6 +140,8 @@ export type AggregateMetricsInvocation =
     maxResults: number;
     tokenFile?: string;
     stateFile?: string;
+    /** Cluster-wide waves, when --waves. */
+    waves?: WaveCoordinatorOptions;
     logFormat: LogFormat;
     debug: boolean;
   }
@@ -128,6 +173,12 @@ export function parseAggregateMetricsArgs(args: string[]): AggregateMetricsInvoc
     }
     return value;
   };
+  const wavesFlags = ["first-wave", "fanout", "max-nodes-pulling", "lease-timeout"] as const;
+  const given = (name: string) => args.some((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+  const stray = wavesFlags.find(given);
+  if (stray && !v.waves) {
+    throw new InvalidInputError(`--${stray} tunes waves: add --waves, or leave --${stray} out.`);
+  }
   const logFormat = str("log-format");
   if (logFormat !== "text" && logFormat !== "json") {
     throw new InvalidInputError(`--log-format must be text or json, not "${logFormat}".`);
@@ -139,6 +190,14 @@ export function parseAggregateMetricsArgs(args: string[]): AggregateMetricsInvoc
     maxResults: whole("max-results", 1, 100_000_000),
     tokenFile: str("token-file"),
     stateFile: str("state-file"),
+    waves: v.waves
+      ? {
+        firstWave: whole("first-wave", 1, 100_000),
+        fanout: whole("fanout", 1, 100_000),
+        maxNodesPulling: whole("max-nodes-pulling", 0, 100_000),
+        leaseMs: positiveDuration(str("lease-timeout")!, "lease-timeout"),
+      }
+      : undefined,
     logFormat,
     debug: v.debug ?? false,
   };
@@ -205,6 +264,8 @@ export async function main(args: string[]): Promise<never> {
       httpPort: invocation.httpPort,
       token,
       journal,
+      waves: invocation.waves &&
+        wavesEndpoint({ coordinator: new WaveCoordinator(invocation.waves), logger, token }),
     });
   } catch (error) {
     if (!(error instanceof MetricsServerStartError)) throw error;
@@ -217,6 +278,10 @@ export async function main(args: string[]): Promise<never> {
     max_results: invocation.maxResults,
     token: token ? "required" : "none",
     server_id: server.serverId,
+    waves: invocation.waves
+      ? `first-wave=${invocation.waves.firstWave} fanout=${invocation.waves.fanout} ` +
+        `max-nodes-pulling=${invocation.waves.maxNodesPulling || "unbounded"}`
+      : "off",
   });
   return await new Promise<never>(() => {
     let stopping = false;
