@@ -45,6 +45,18 @@ export const FETCH_FLAGS = {
     value: "path",
     help: "File with the bearer token the metrics server requires, if it requires one.",
   },
+  waves: {
+    type: "boolean",
+    help: "Ask the server at --metrics-endpoint (aggregate-metrics --waves) before each pull, " +
+      "so the registry serves each layer once however many nodes pull.",
+  },
+  "waves-max-wait": {
+    type: "string",
+    default: "30s",
+    value: "duration",
+    help: "With --waves: the longest an image waits while the coordinator does not answer; " +
+      "then it is pulled anyway.",
+  },
   "image-list-timeout": {
     type: "string",
     default: "1m",
@@ -234,6 +246,20 @@ export function parseFetchArgs(
       `--metrics-endpoint must be host:port, like my-images-metrics:8443, not "${metricsEndpoint}".`,
     );
   }
+  if (v.waves && metricsEndpoint === undefined) {
+    throw new InvalidInputError(
+      "--waves asks the aggregate-metrics server: add --metrics-endpoint host:port, or leave " +
+        "--waves out.",
+    );
+  }
+  if (!v.waves && args.some((a) => a.startsWith("--waves-max-wait"))) {
+    throw new InvalidInputError(
+      "--waves-max-wait tunes --waves: add --waves, or leave --waves-max-wait out.",
+    );
+  }
+  if (v.waves && duration("waves-max-wait") <= 0) {
+    throw new InvalidInputError("--waves-max-wait must be longer than 0s, like 30s.");
+  }
   const schedule = {
     initialAttemptTimeoutMs: duration("initial-pull-attempt-timeout"),
     maxAttemptTimeoutMs: duration("max-pull-attempt-timeout"),
@@ -282,6 +308,7 @@ export function parseFetchArgs(
       pullPolicy: pullPolicy as PullPolicy | undefined,
       nodeName: str("node-name") || env.nodeName || env.hostname(),
       strict: v.strict ?? false,
+      ...(v.waves ? { waves: { maxWaitMs: duration("waves-max-wait") } } : {}),
     },
   };
 }

@@ -32,6 +32,7 @@ import { ProgressMonitor } from "./progress_monitor.ts";
 import { metricsReporter } from "../metrics/client/events.ts";
 import { MetricsSubmitter } from "../metrics/client/submitter.ts";
 import { probeProgress } from "../runtime/containerd_progress.ts";
+import { openNodeWaves } from "../waves/client/node_waves.ts";
 
 /** Everything a `fetch` run is told by its flags. */
 export interface FetchConfig {
@@ -69,6 +70,11 @@ export interface FetchConfig {
   nodeName: string;
   /** Exit non-zero when any image fails. */
   strict: boolean;
+  /**
+   * Ask the coordinator at `metricsEndpoint` before each pull; an image waits at most
+   * `maxWaitMs` while it does not answer.
+   */
+  waves?: { maxWaitMs: number };
 }
 
 /** What a run needs from its surroundings. */
@@ -131,6 +137,17 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
         gracefulClose: false,
       })
       : undefined;
+    using waves = config.waves && config.metricsEndpoint
+      ? openNodeWaves({
+        endpoint: config.metricsEndpoint,
+        token,
+        node: config.nodeName,
+        maxWaitMs: config.waves.maxWaitMs,
+        renewWithoutProgress: !progress.monitor,
+        logger,
+        clock,
+      })
+      : undefined;
     const report = metrics &&
       metricsReporter({
         node: config.nodeName,
@@ -147,11 +164,13 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
       clock,
       progress: progress.monitor,
       progressEventIntervalMs: config.progressIntervalMs,
+      gate: waves?.gate,
       onEvent: (event) => {
         logPullEvent(logger, event);
         report?.(event);
       },
     });
+    await waves?.gate.flush(context.signal?.aborted ? 500 : 2_000);
     // Give the metrics server a moment to take what is still buffered; less when interrupted.
     const delivery = await metrics?.flush(context.signal?.aborted ? 2_000 : 10_000);
     if (delivery && delivery.undelivered > 0) {
