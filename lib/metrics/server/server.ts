@@ -328,6 +328,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
         return new Response(
           renderHtmlReport(store.summary({ grid: true }), {
             refreshSeconds: options.reportRefreshSeconds,
+            waves: options.waves?.snapshot(),
           }),
           { headers: { "content-type": "text/html; charset=utf-8", ...noStore } },
         );
