@@ -3,8 +3,9 @@
  *
  * Per image, a first wave of `firstWave` nodes pulls it from the registry; once k nodes have it,
  * up to k × `fanout` may pull it at once (from a pull-through cache or from peers that have it).
- * First waves are spread: a node already seeding an image waits a moment before seeding another
- * while some live node seeds fewer. Across the cluster at most `maxNodesPulling` nodes pull at
+ * First waves are spread: a node already seeding an image may seed another only once that image
+ * has waited `spreadWaitMs` for a node that seeds nothing yet (twice that while some live node
+ * seeds fewer than this one), so nodes that start a moment later still get first waves. Across the cluster at most `maxNodesPulling` nodes pull at
  * once, and per registry an {@linkcode AimdBound} halves on 429 and grows on success.
  *
  * An admission is a lease that the node's progress renews; a node that dies or stalls stops
@@ -58,8 +59,8 @@ export interface WaveCoordinatorOptions {
    */
   leaseMs?: number;
   /**
-   * How long an image waits for a node seeding nothing before a node already seeding another
-   * image may seed it too.
+   * How long an image with no holder waits for a node seeding nothing before a node already
+   * seeding another image may seed it too (twice this while a live node seeds fewer).
    * @default {2_000}
    */
   spreadWaitMs?: number;
@@ -76,7 +77,7 @@ export interface WaveCoordinatorOptions {
 export type WaitReason =
   /** Its first wave is full: other nodes are pulling it and none has it yet. */
   | "first-wave"
-  /** This node already seeds another image, and a node seeding fewer may take this one. */
+  /** This node already seeds another image; a node seeding nothing may take this one first. */
   | "spreading"
   /** k nodes have it and k × fanout are pulling it. */
   | "fanout"
@@ -297,8 +298,10 @@ export class WaveCoordinator {
     const node = this.#nodes[id];
     if (img.holders.size === 0) {
       if (img.pulling >= this.#firstWave) return "first-wave";
-      const fewer = node.seeds > this.#minSeeds();
-      if (fewer && now - img.firstWantedAt < this.#spreadWaitMs) return "spreading";
+      if (node.seeds > 0) {
+        const patience = this.#spreadWaitMs * (node.seeds > this.#minSeeds() ? 2 : 1);
+        if (now - img.firstWantedAt < patience) return "spreading";
+      }
     } else if (img.pulling >= img.holders.size * this.#fanout) {
       return "fanout";
     }

@@ -85,33 +85,44 @@ Deno.test("a node that renews without a lease gets it back, beyond the bound", a
   assert.equal(waves.snapshot().images[0].pulling, 2);
 });
 
-Deno.test("first waves spread over nodes; a lone node still seeds everything", async () => {
+Deno.test("a node already seeding leaves the next first wave to a node seeding nothing", async () => {
   const { waves, advance } = setup({ spreadWaitMs: 2_000 });
   assert.deepEqual(waves.admit("a", APP), PULL_FIRST);
-  assert.deepEqual(waves.admit("a", DB), PULL_FIRST, "no other node is known");
-  waves.admit("b", WEB);
-  waves.admit("c", OTHER);
-  // b and c seed one image each, a seeds two: a new image goes to the others first.
-  waves.landed("b", WEB, { pulled: true });
-  waves.landed("c", OTHER, { pulled: true });
+  assert.deepEqual(waves.admit("a", DB), wait("spreading"), "b may start a moment later");
+  assert.deepEqual(waves.admit("b", DB), PULL_FIRST);
+  assert.deepEqual(waves.admit("a", WEB), wait("spreading"));
+  await advance(2_000);
+  assert.deepEqual(waves.admit("a", WEB), PULL_FIRST, "nobody seeding less took it in time");
+  // a seeds 2, b seeds 1: a waits twice as long for b.
   const next = "registry.example/next:1";
   assert.deepEqual(waves.admit("a", next), wait("spreading"));
-  assert.deepEqual(waves.admit("b", next), PULL_FIRST);
-  const last = "registry.example/last:1";
-  assert.deepEqual(waves.admit("a", last), wait("spreading"));
   await advance(2_000);
-  assert.deepEqual(waves.admit("a", last), PULL_FIRST, "nobody else took it in time");
+  assert.deepEqual(waves.admit("a", next), wait("spreading"));
+  await advance(2_000);
+  assert.deepEqual(waves.admit("a", next), PULL_FIRST);
 });
 
-Deno.test("a node silent for a lease no longer holds seeding back", async () => {
-  const { waves, advance } = setup({ leaseMs: 10_000, spreadWaitMs: 60_000 });
+Deno.test("a lone node seeds every image, each after the spread wait", async () => {
+  const { waves, advance } = setup({ spreadWaitMs: 2_000 });
+  assert.deepEqual(waves.admit("a", APP), PULL_FIRST);
+  assert.deepEqual(waves.admit("a", DB), wait("spreading"));
+  assert.deepEqual(waves.admit("a", WEB), wait("spreading"));
+  await advance(2_000);
+  assert.deepEqual(waves.admit("a", DB), PULL_FIRST);
+  assert.deepEqual(waves.admit("a", WEB), PULL_FIRST);
+});
+
+Deno.test("a node silent for a lease no longer counts as seeding less", async () => {
+  const { waves, advance } = setup({ leaseMs: 10_000, spreadWaitMs: 6_000 });
   waves.admit("a", APP);
   waves.admit("gone", WEB);
   waves.landed("gone", WEB, { pulled: true });
+  // gone seeds nothing now: a waits 12 s for it.
   assert.deepEqual(waves.admit("a", DB), wait("spreading"));
   await advance(9_000);
   waves.renew("a", APP);
   await advance(2_000);
+  // gone was last heard 11 s ago: a is the least seeding node left, and waits only 6 s.
   assert.deepEqual(waves.admit("a", DB), PULL_FIRST);
 });
 
