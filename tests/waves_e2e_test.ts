@@ -14,6 +14,7 @@ import {
 import type { ProgramRun } from "../testing/prefetcher_process.ts";
 import { type PushedImage, pushImage } from "../testing/stack/stack.ts";
 import { waitUntil } from "../testing/stack/wait_until.ts";
+import { freePort } from "../testing/stack/free_port.ts";
 import { startWavesCluster } from "../testing/waves_cluster.ts";
 
 const KiB = 1024;
@@ -226,6 +227,43 @@ Deno.test("waves on a 3-node cluster behind a pull-through cache", async (t) => 
       );
       assert.ok(registry && registry.rateLimited > 0, JSON.stringify(registry));
       assert.notEqual(registry.bound, null, "the bound dropped from unbounded");
+    },
+  );
+  await t.step(
+    "a restarted coordinator takes its picture from what the nodes tell it",
+    async () => {
+      const images = await pushSet(cluster.registry, "waves/restart", 2, 96 * KiB);
+      origin.setFaults({ latencyMs: 10, bandwidthBytesPerSecond: 256 * KiB });
+      const ports = { grpcPort: freePort(), httpPort: freePort() };
+      const args = ["--waves", "--token-file", tokenFile, "--fanout", "10"];
+      const first = await startMetricsServerProcess({ ...ports, args });
+      const running = [0, 1, 2].map((i) =>
+        cluster.fetch(i, [
+          ...wavesArgs(first, tokenFile, "30s"),
+          ...images.map((i) => i.reference(origin.host)),
+        ])
+      );
+      assert.ok(
+        await waitUntil(async () => (await picture(first)).images.some((i) => i.have > 0), {
+          timeoutMs: 20_000,
+        }),
+      );
+      await first.stop("SIGKILL");
+      await using second = await startMetricsServerProcess({ ...ports, args });
+      const runs = await Promise.all(running.map((r) => r.finished));
+      assertAllPulled(runs, 2);
+      const told = runs.filter((r) =>
+        r.events.some((e) => e.msg === "the waves coordinator restarted")
+      );
+      assert.ok(told.length > 0, "some node was still busy and saw the restart");
+      for (const run of runs) {
+        assert.ok(!run.events.some((e) => e.msg.includes("does not answer")), run.stderr);
+      }
+      // Every node that talked to the new coordinator told it about both images, including what
+      // landed before the restart.
+      const waves = await picture(second);
+      assert.deepEqual(waves.images.map((i) => i.have), [told.length, told.length]);
+      origin.setFaults({ latencyMs: 10, bandwidthBytesPerSecond: 4 * 1024 * KiB });
     },
   );
   await Deno.remove(tokenFile);
