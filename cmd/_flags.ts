@@ -51,6 +51,11 @@ export class ParsedFlags<T extends FlagTable> {
     return typeof value === "string" ? value : this.#table[name].default;
   }
 
+  /** Whether the flag was on the command line (its default does not count). */
+  given(name: keyof T & string): boolean {
+    return this.#values[name] !== undefined;
+  }
+
   /** Whether a boolean flag was given. */
   boolean(name: keyof T & string): boolean {
     return this.#values[name] === true;

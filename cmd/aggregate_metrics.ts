@@ -4,13 +4,20 @@
  *
  * @module
  */
-import { ExitCode } from "../lib/core/exit_codes.ts";
+import { ExitCode, InvalidInputError } from "../lib/core/exit_codes.ts";
 import { type LogFormat, Logger } from "../lib/core/log.ts";
 import {
   type AggregateMetricsConfig,
   runAggregateMetrics,
 } from "../lib/metrics/server/run_aggregate_metrics.ts";
-import { type FlagSpec, helpRows, orExitOnInvalidInput, parseFlags } from "./_flags.ts";
+import type { WaveCoordinatorOptions } from "../lib/waves/coordinator.ts";
+import {
+  type FlagSpec,
+  helpRows,
+  orExitOnInvalidInput,
+  type ParsedFlags,
+  parseFlags,
+} from "./_flags.ts";
 
 /** Every flag of `aggregate-metrics`, with its default and its line of `--help`. */
 export const AGGREGATE_METRICS_FLAGS = {
@@ -42,6 +49,35 @@ export const AGGREGATE_METRICS_FLAGS = {
     type: "string",
     value: "path",
     help: "A file holding a bearer token that submits and reads must present (pages: ?token=).",
+  },
+  waves: {
+    type: "boolean",
+    help: "Coordinate cluster-wide waves: nodes running fetch --waves ask before each pull " +
+      "(gRPC /Waves/Admit on --grpc-port).",
+  },
+  "first-wave": {
+    type: "string",
+    default: "1",
+    value: "n",
+    help: "With --waves: how many nodes pull an image while no node has it yet.",
+  },
+  fanout: {
+    type: "string",
+    default: "4",
+    value: "n",
+    help: "With --waves: once k nodes have an image, up to k x n more may pull it at once.",
+  },
+  "max-nodes-pulling": {
+    type: "string",
+    default: "0",
+    value: "n",
+    help: "With --waves: how many nodes may pull at once in the whole cluster; 0 for no bound.",
+  },
+  "lease-timeout": {
+    type: "string",
+    default: "30s",
+    value: "duration",
+    help: "With --waves: a node that shows no progress for this long loses its slot.",
   },
   "log-format": {
     type: "string",
@@ -91,11 +127,35 @@ export function parseAggregateMetricsArgs(args: string[]): AggregateMetricsInvoc
       maxResults: flags.wholeNumber("max-results", 1, 100_000_000),
       tokenFile: flags.string("token-file"),
       stateFile: flags.string("state-file"),
+      waves: wavesSettings(flags),
     },
     logFormat: flags.oneOf("log-format", ["text", "json"])!,
     debug: flags.boolean("debug"),
   };
 }
+
+/** The coordinator's settings with `--waves`; its tuning flags without it are refused. */
+function wavesSettings(
+  flags: ParsedFlags<typeof AGGREGATE_METRICS_FLAGS>,
+): WaveCoordinatorOptions | undefined {
+  if (!flags.boolean("waves")) {
+    const stray = WAVES_FLAGS.find((name) => flags.given(name));
+    if (stray === undefined) return undefined;
+    throw new InvalidInputError(`--${stray} tunes waves: add --waves, or leave --${stray} out.`);
+  }
+  const leaseMs = flags.duration("lease-timeout");
+  if (leaseMs <= 0) {
+    throw new InvalidInputError("--lease-timeout must be longer than 0s, like 30s.");
+  }
+  return {
+    firstWave: flags.wholeNumber("first-wave", 1, 100_000),
+    fanout: flags.wholeNumber("fanout", 1, 100_000),
+    maxNodesPulling: flags.wholeNumber("max-nodes-pulling", 0, 100_000),
+    leaseMs,
+  };
+}
+
+const WAVES_FLAGS = ["first-wave", "fanout", "max-nodes-pulling", "lease-timeout"] as const;
 
 /** Runs the server until SIGTERM or SIGINT, then exits 0. */
 export async function main(args: string[]): Promise<never> {

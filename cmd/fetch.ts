@@ -7,7 +7,9 @@
 import { ExitCode, InterruptedError, InvalidInputError } from "../lib/core/exit_codes.ts";
 import { type LogFormat, Logger } from "../lib/core/log.ts";
 import type { RetryScheduleOptions } from "../lib/core/retry_schedule.ts";
+import { readTokenFile } from "../lib/core/token_file.ts";
 import { openMetricsReporter } from "../lib/metrics/client/reporter.ts";
+import { openNodeWaves } from "../lib/waves/client/node_waves.ts";
 import { type FetchConfig, runFetch } from "../lib/pull/run_fetch.ts";
 import type { PullPolicy } from "../lib/pull/scheduler.ts";
 import { dropRunPermission } from "../lib/core/run_permission.ts";
@@ -84,6 +86,18 @@ export const FETCH_FLAGS = {
     type: "string",
     value: "path",
     help: "File with the bearer token the metrics server requires, if it requires one.",
+  },
+  waves: {
+    type: "boolean",
+    help: "Ask the server at --metrics-endpoint (aggregate-metrics --waves) before each pull, " +
+      "so the registry serves each layer once however many nodes pull.",
+  },
+  "waves-max-wait": {
+    type: "string",
+    default: "30s",
+    value: "duration",
+    help: "With --waves: the longest an image waits while the coordinator does not answer; " +
+      "then it is pulled anyway.",
   },
   "image-list-timeout": {
     type: "string",
@@ -216,6 +230,8 @@ export type FetchInvocation =
     metricsEndpoint?: string;
     /** File holding the bearer token the metrics server requires, if any. */
     metricsTokenFile?: string;
+    /** Ask the coordinator at `metricsEndpoint` before each pull, waiting at most `maxWaitMs`. */
+    waves?: { maxWaitMs: number };
     logFormat: LogFormat;
     debug: boolean;
   }
@@ -248,6 +264,7 @@ export function parseFetchArgs(
     debug: flags.boolean("debug"),
     metricsEndpoint: metricsEndpoint(flags),
     metricsTokenFile: flags.string("metrics-token-file"),
+    waves: wavesSettings(flags),
     config: {
       criSocket: flags.string("cri-socket")!,
       imageListFile: flags.string("image-list-file"),
@@ -311,6 +328,27 @@ function metricsEndpoint(flags: FetchFlags): string | undefined {
   );
 }
 
+/** `--waves` and its tuning, which needs `--waves`, which needs `--metrics-endpoint`. */
+function wavesSettings(flags: FetchFlags): { maxWaitMs: number } | undefined {
+  if (!flags.boolean("waves")) {
+    if (!flags.given("waves-max-wait")) return undefined;
+    throw new InvalidInputError(
+      "--waves-max-wait tunes --waves: add --waves, or leave --waves-max-wait out.",
+    );
+  }
+  if (flags.string("metrics-endpoint") === undefined) {
+    throw new InvalidInputError(
+      "--waves asks the aggregate-metrics server: add --metrics-endpoint host:port, or leave " +
+        "--waves out.",
+    );
+  }
+  const maxWaitMs = flags.duration("waves-max-wait");
+  if (maxWaitMs <= 0) {
+    throw new InvalidInputError("--waves-max-wait must be longer than 0s, like 30s.");
+  }
+  return { maxWaitMs };
+}
+
 /** The credential provider flags, which go together. */
 function pluginSettings(flags: FetchFlags): FetchConfig["credentialProviders"] {
   const configPath = flags.string("image-credential-provider-config");
@@ -363,19 +401,30 @@ export async function main(args: string[]): Promise<never> {
     Deno.addSignalListener(signal, () => interrupt.abort(new InterruptedError(signal)));
   }
   const logger = new Logger({ format: invocation.logFormat, debug: invocation.debug });
-  const { metricsEndpoint, metricsTokenFile, config } = invocation;
+  const { metricsEndpoint: endpoint, metricsTokenFile, waves, config } = invocation;
+  const token = metricsTokenFile
+    ? await orExitOnInvalidInput(
+      "fetch",
+      () => readTokenFile(metricsTokenFile, "--metrics-token-file"),
+    )
+    : undefined;
+  const node = config.nodeName;
   const code = await runFetch(config, {
     logger,
     summaryFormat: invocation.logFormat,
     writeSummary: (text) => console.log(text),
     signal: interrupt.signal,
-    openReporter: metricsEndpoint
-      ? openMetricsReporter({
-        endpoint: metricsEndpoint,
-        tokenFile: metricsTokenFile,
-        node: config.nodeName,
-        logger,
-      })
+    openReporter: endpoint ? openMetricsReporter({ endpoint, token, node, logger }) : undefined,
+    openGate: endpoint && waves
+      ? ({ renewWithoutProgress }) =>
+        openNodeWaves({
+          endpoint,
+          token,
+          node,
+          maxWaitMs: waves.maxWaitMs,
+          renewWithoutProgress,
+          logger,
+        })
       : undefined,
   });
   Deno.exit(code);

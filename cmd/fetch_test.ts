@@ -155,3 +155,20 @@ Deno.test("--node-label and --remove-startup-taint are checked, with the service
     /--remove-startup-taint "example.com\/prefetching" has no effect/,
   );
 });
+
+Deno.test("--waves needs --metrics-endpoint and takes --waves-max-wait", () => {
+  const env = { nodeName: "n", hostname: () => "h" };
+  const parsed = parseFetchArgs(["--waves", "--metrics-endpoint", "m:8443", "a:1"], env);
+  assert.deepEqual(parsed.kind === "run" && parsed.waves, { maxWaitMs: 30_000 });
+  const tuned = parseFetchArgs(
+    ["--waves", "--metrics-endpoint=m:8443", "--waves-max-wait", "5s", "a:1"],
+    env,
+  );
+  assert.deepEqual(tuned.kind === "run" && tuned.waves, { maxWaitMs: 5_000 });
+  assert.throws(() => parseFetchArgs(["--waves", "a:1"], env), /add --metrics-endpoint/);
+  assert.throws(
+    () => parseFetchArgs(["--waves", "--metrics-endpoint=m:1", "--waves-max-wait=0s"], env),
+    /--waves-max-wait must be longer than 0s/,
+  );
+  assert.throws(() => parseFetchArgs(["--waves-max-wait=5s", "a:1"], env), /add --waves/);
+});

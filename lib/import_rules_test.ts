@@ -91,6 +91,13 @@ const RULES: {
     forbids: (to) => !["lib/core/", "lib/kube/"].some((f) => under(to, f)),
   },
   {
+    name: "lib/waves/ imports only lib/core/, itself, and the gate interface of lib/pull/",
+    covers: (from) => under(from, "lib/waves/") && !isTest(from),
+    forbids: (to) =>
+      !["lib/core/", "lib/waves/", "proto/"].some((f) => under(to, f)) &&
+      !["lib/pull/gate.ts", "lib/pull/scheduler.ts"].includes(to),
+  },
+  {
     name: "lib/pull/ never imports lib/metrics/ (it reports through pull/reporter.ts)",
     covers: (from) => under(from, "lib/pull/"),
     forbids: (to) => under(to, "lib/metrics/"),

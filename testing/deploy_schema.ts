@@ -23,6 +23,8 @@ import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
 import { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
 import { Service } from "kubernetes-models/v1/Service";
 import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
+import { Secret } from "kubernetes-models/v1/Secret";
+import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
 
 /** The package and version whose schemas and types are the reference. */
 export const KUBERNETES_MODELS = "npm:kubernetes-models@5.1.0";
@@ -51,6 +53,8 @@ const MODELS: Record<string, new (data: never) => Validatable> = {
   "rbac.authorization.k8s.io/v1/RoleBinding": RoleBinding,
   "v1/Service": Service,
   "v1/ServiceAccount": ServiceAccount,
+  "v1/Secret": Secret,
+  "networking.k8s.io/v1/NetworkPolicy": NetworkPolicy,
 };
 
 function modelPath(object: ObjectToValidate): string {

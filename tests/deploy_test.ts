@@ -384,7 +384,14 @@ Deno.test("ocp adds exactly the SCC use it needs; vanilla nothing of it", () => 
   assert.equal(names(ocp).filter((n) => names(other).includes(n)).length, 0);
 
   const vanilla = renderManifests("my-images", { collectMetrics: true });
-  assert.deepEqual(vanilla.map((o) => o.kind), ["Service", "Deployment", "DaemonSet"]);
+  assert.deepEqual(vanilla.map((o) => o.kind), [
+    "ServiceAccount",
+    "Secret",
+    "NetworkPolicy",
+    "Service",
+    "Deployment",
+    "DaemonSet",
+  ]);
   const text = JSON.stringify(vanilla);
   for (const word of ["openshift", "spc_t", "serviceAccountName", "crio"]) {
     assert.ok(!text.includes(word), `vanilla mentions ${word}`);

@@ -75,11 +75,36 @@ export const DEPLOY_FLAGS: Readonly<Record<string, FlagSpec>> = {
     help: "fetch --pin: keep the images out of the kubelet's image garbage collection " +
       "(containerd 1.7 or newer).",
   },
+  waves: {
+    type: "boolean",
+    help: "Cluster-wide waves: nodes ask the metrics server before each pull, so the " +
+      "registry (or cache) serves each layer about once. Brings the metrics server.",
+  },
+  "first-wave": {
+    type: "string",
+    value: "n",
+    default: "1",
+    help: "With --waves: how many nodes pull an image while no node has it yet.",
+  },
+  fanout: {
+    type: "string",
+    value: "n",
+    default: "4",
+    help: "With --waves: once k nodes have an image, up to k x n more pull it at once " +
+      "(large behind a pull-through cache, small with peer-to-peer like Spegel).",
+  },
+  "max-nodes-pulling": {
+    type: "string",
+    value: "n",
+    default: "0",
+    help: "With --waves: how many nodes may pull at once in the whole cluster; 0 for no bound.",
+  },
   "metrics-service-type": {
     type: "string",
     value: METRICS_SERVICE_TYPES.join("|"),
     default: "ClusterIP",
-    help: "LoadBalancer exposes the metrics outside the cluster (unauthenticated).",
+    help: "LoadBalancer exposes the metrics' HTTP port outside the cluster (reads need the " +
+      "token of the Secret <name>-token).",
   },
   "node-selector": {
     type: "string",
@@ -301,6 +326,10 @@ export function parseDeployArgs(args: readonly string[]): DeployInvocation {
     secret: str("secret"),
     collectMetrics: values.get("collect-metrics") === true,
     pin: values.get("pin") === true ? true : undefined,
+    waves: values.get("waves") === true,
+    firstWave: wholeNumber(str("first-wave"), "first-wave"),
+    fanout: wholeNumber(str("fanout"), "fanout"),
+    maxNodesPulling: wholeNumber(str("max-nodes-pulling"), "max-nodes-pulling"),
     metricsServiceType: str("metrics-service-type") as MetricsServiceType | undefined,
     nodeSelector: nodeSelectors.length > 0 ? parseNodeSelector(nodeSelectors) : undefined,
     priorityClass: str("priority-class"),
@@ -347,6 +376,14 @@ function credentialProviderOptions(
     ...(configFile === undefined ? {} : { configFile }),
     ...(binDir === undefined ? {} : { binDir }),
   };
+}
+
+function wholeNumber(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text.trim())) {
+    throw new DeployInputError(`--${flag} must be a whole number, not "${text}".`);
+  }
+  return Number(text);
 }
 
 function example(flag: string, spec: FlagSpec): string {

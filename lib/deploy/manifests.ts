@@ -1,7 +1,9 @@
 /**
  * The Kubernetes objects of one `image-prefetcher` instance: a DaemonSet that pulls the images
  * on every node, for vanilla Kubernetes (containerd) or OpenShift (CRI-O), and optionally the
- * `aggregate-metrics` Deployment and its Service.
+ * `aggregate-metrics` Deployment and its Service (with `waves`, coordinating the pulls), the
+ * bearer token they share and a NetworkPolicy that lets only the instance's own pods reach its
+ * gRPC port.
  *
  * Imports nothing outside this repository, so `deploy.ts` runs straight from a URL.
  *
@@ -66,6 +68,9 @@ export const METRICS_HTTP_PORT = 8080;
 
 /** Where the init container finds the ConfigMap's `images.txt`. */
 export const IMAGE_LIST_FILE = "/etc/image-prefetcher/image-list/images.txt";
+
+/** Where the prefetch and metrics containers find the instance's bearer token. */
+export const TOKEN_FILE = "/etc/image-prefetcher/token/token";
 
 /** Where the init container finds the pull Secret's `.dockerconfigjson`. */
 export const DOCKER_CONFIG_FILE = "/etc/image-prefetcher/docker-config/.dockerconfigjson";
@@ -139,6 +144,27 @@ export interface ManifestOptions {
    */
   criSocket?: string;
   /**
+   * Cluster-wide waves: nodes ask the metrics server before each pull, so the registry serves
+   * each layer about once. Brings the metrics server (implies `collectMetrics`).
+   * @default {false}
+   */
+  waves?: boolean;
+  /**
+   * With `waves`: nodes that pull an image while no node has it.
+   * @default {1}
+   */
+  firstWave?: number;
+  /**
+   * With `waves`: once k nodes have an image, up to k × fanout more may pull it.
+   * @default {4}
+   */
+  fanout?: number;
+  /**
+   * With `waves`: how many nodes may pull at once in the whole cluster; 0 for no bound.
+   * @default {0}
+   */
+  maxNodesPulling?: number;
+  /**
    * `fetch` flags for the init container, by name (`"overall-timeout": "30m"`).
    * @default {{}}
    */
@@ -190,7 +216,10 @@ export function renderManifests(name: string, options: ManifestOptions = {}): Ku
   const objects: KubernetesObject[] = [];
   if (o.flavor === "ocp") objects.push(...openShiftAccess(o));
   if (o.nodeApi) objects.push(...nodeAccess(o));
-  if (o.collectMetrics) objects.push(metricsService(o), metricsDeployment(o));
+  if (o.collectMetrics) {
+    objects.push(...tokenObjects(o), metricsNetworkPolicy(o), metricsService(o));
+    objects.push(metricsDeployment(o));
+  }
   objects.push(daemonSet(o));
   return objects;
 }
@@ -212,6 +241,7 @@ interface Resolved {
   nodeUpdates: NodeUpdateOptions;
   /** Whether fetch talks to the Kubernetes API (and so needs a ServiceAccount and a token). */
   nodeApi: boolean;
+  waves?: { firstWave: number; fanout: number; maxNodesPulling: number };
 }
 
 function resolveOptions(name: string, options: ManifestOptions): Resolved {
@@ -243,7 +273,8 @@ function resolveOptions(name: string, options: ManifestOptions): Resolved {
         `'-' and '.', like my-pull-secret.`,
     );
   }
-  const collectMetrics = options.collectMetrics ?? false;
+  const waves = resolveWaves(options);
+  const collectMetrics = (options.collectMetrics ?? false) || waves !== undefined;
   if (options.metricsServiceType !== undefined && !collectMetrics) {
     throw new DeployInputError(
       "--metrics-service-type only applies with --collect-metrics; add --collect-metrics or " +
@@ -309,6 +340,32 @@ function resolveOptions(name: string, options: ManifestOptions): Resolved {
       credentialProviderPodParts(options.credentialProvider),
     nodeUpdates,
     nodeApi: nodeVerbs(nodeUpdates).length > 0,
+    waves,
+  };
+}
+
+function resolveWaves(options: ManifestOptions): Resolved["waves"] {
+  const tuning = [
+    ["first-wave", options.firstWave, 1],
+    ["fanout", options.fanout, 1],
+    ["max-nodes-pulling", options.maxNodesPulling, 0],
+  ] as const;
+  for (const [flag, value, min] of tuning) {
+    if (value === undefined) continue;
+    if (!options.waves) {
+      throw new DeployInputError(`--${flag} tunes --waves: add --waves, or leave --${flag} out.`);
+    }
+    if (!Number.isInteger(value) || value < min || value > 100_000) {
+      throw new DeployInputError(
+        `--${flag} must be a whole number from ${min} to 100000, not "${value}".`,
+      );
+    }
+  }
+  if (!options.waves) return undefined;
+  return {
+    firstWave: options.firstWave ?? 1,
+    fanout: options.fanout ?? 4,
+    maxNodesPulling: options.maxNodesPulling ?? 0,
   };
 }
 
@@ -353,6 +410,10 @@ function metadata(o: Resolved, name: string, component: "prefetch" | "metrics") 
 
 function metricsName(o: Resolved): string {
   return `${o.name}-metrics`;
+}
+
+function tokenName(o: Resolved): string {
+  return `${o.name}-token`;
 }
 
 function sccRoleName(o: Resolved): string {
@@ -441,10 +502,16 @@ function fetchArgs(o: Resolved): string[] {
     IMAGE_LIST_FILE,
     ...(o.secret === undefined ? [] : ["--docker-config", DOCKER_CONFIG_FILE]),
     ...(o.collectMetrics
-      ? ["--metrics-endpoint", `${metricsName(o)}.${o.namespace}.svc:${METRICS_GRPC_PORT}`]
+      ? [
+        "--metrics-endpoint",
+        `${metricsName(o)}.${o.namespace}.svc:${METRICS_GRPC_PORT}`,
+        "--metrics-token-file",
+        TOKEN_FILE,
+      ]
       : []),
     ...(o.credentialProvider?.args ?? []),
     ...nodeUpdateArgs(o.name, o.nodeUpdates),
+    ...(o.waves ? ["--waves"] : []),
     ...fetchTuningArgs(o.fetchFlags),
     ...(o.pin ? ["--pin"] : []),
   ];
@@ -518,6 +585,7 @@ function daemonSet(o: Resolved): KubernetesObject {
               }]),
               ...(o.credentialProvider?.volumeMounts ?? []),
               ...(o.nodeApi ? [serviceAccountTokenVolume().mount] : []),
+              ...(o.collectMetrics ? [tokenMount()] : []),
             ],
           }],
           containers: [{
@@ -546,6 +614,7 @@ function daemonSet(o: Resolved): KubernetesObject {
             }]),
             ...(o.credentialProvider?.volumes ?? []),
             ...(o.nodeApi ? [serviceAccountTokenVolume().volume] : []),
+            ...(o.collectMetrics ? [tokenVolume(o)] : []),
           ],
         },
       },
@@ -616,9 +685,12 @@ function metricsDeployment(o: Resolved): KubernetesObject {
               String(METRICS_HTTP_PORT),
               "--state-file",
               `${METRICS_STATE_DIR}/attempts.ndjson`,
+              "--token-file",
+              TOKEN_FILE,
+              ...wavesArgs(o),
             ],
             // The attempts outlive a crash of the container: the pod's emptyDir is kept.
-            volumeMounts: [{ name: "state", mountPath: METRICS_STATE_DIR }],
+            volumeMounts: [{ name: "state", mountPath: METRICS_STATE_DIR }, tokenMount()],
             ports: [
               { name: "grpc", containerPort: METRICS_GRPC_PORT, protocol: "TCP" },
               { name: "http", containerPort: METRICS_HTTP_PORT, protocol: "TCP" },
@@ -632,9 +704,87 @@ function metricsDeployment(o: Resolved): KubernetesObject {
             },
             securityContext: nonRoot(o),
           }],
-          volumes: [{ name: "state", emptyDir: { sizeLimit: "1Gi" } }],
+          volumes: [{ name: "state", emptyDir: { sizeLimit: "1Gi" } }, tokenVolume(o)],
         },
       },
+    },
+  };
+}
+
+function wavesArgs(o: Resolved): string[] {
+  if (!o.waves) return [];
+  return [
+    "--waves",
+    "--first-wave",
+    String(o.waves.firstWave),
+    "--fanout",
+    String(o.waves.fanout),
+    "--max-nodes-pulling",
+    String(o.waves.maxNodesPulling),
+  ];
+}
+
+/**
+ * The bearer token the nodes and the metrics server share: a Secret of type
+ * `kubernetes.io/service-account-token`, which Kubernetes fills with a fresh token, so the
+ * manifest holds no secret and applying it again keeps the token. Its ServiceAccount is bound to
+ * no role and mounted nowhere; the token only proves to the server that a caller can read the
+ * Secret, which the instance's pods can and other pods cannot.
+ */
+function tokenObjects(o: Resolved): KubernetesObject[] {
+  return [
+    {
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: metadata(o, tokenName(o), "metrics"),
+      automountServiceAccountToken: false,
+    },
+    {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: {
+        ...metadata(o, tokenName(o), "metrics"),
+        annotations: { "kubernetes.io/service-account.name": tokenName(o) },
+      },
+      type: "kubernetes.io/service-account-token",
+    },
+  ];
+}
+
+function tokenVolume(o: Resolved): Json {
+  return {
+    name: "token",
+    secret: {
+      secretName: tokenName(o),
+      items: [{ key: "token", path: "token" }],
+      defaultMode: 0o444,
+    },
+  };
+}
+
+function tokenMount(): Json {
+  return { name: "token", mountPath: dirname(TOKEN_FILE), readOnly: true };
+}
+
+/**
+ * Only the instance's prefetch pods reach the metrics server's gRPC port (submits and, with
+ * waves, admissions); its HTTP port (reads, behind the token; /healthz) stays open.
+ */
+function metricsNetworkPolicy(o: Resolved): KubernetesObject {
+  return {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: metadata(o, metricsName(o), "metrics"),
+    spec: {
+      podSelector: { matchLabels: labels(o, "metrics") },
+      policyTypes: ["Ingress"],
+      ingress: [
+        {
+          from: [{ podSelector: { matchLabels: labels(o, "prefetch") } }],
+          ports: [{ protocol: "TCP", port: METRICS_GRPC_PORT }],
+        },
+        { ports: [{ protocol: "TCP", port: METRICS_HTTP_PORT }] },
+      ],
     },
   };
 }

@@ -35,8 +35,5 @@ export interface ReporterRun {
   imagesTotal: number;
 }
 
-/**
- * Opens the reporter of one run once its image list is read. May throw an `InvalidInputError`
- * (e.g. an unreadable token file), which ends the run with exit status 2.
- */
-export type OpenPullReporter = (run: ReporterRun) => Promise<PullReporter>;
+/** Opens the reporter of one run once its image list is read. */
+export type OpenPullReporter = (run: ReporterRun) => PullReporter;

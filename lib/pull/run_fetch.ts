@@ -28,6 +28,7 @@ import type { RetryScheduleOptions } from "../core/retry_schedule.ts";
 import { formatSummaryText, summarize } from "./run_summary.ts";
 import { logPullEvent } from "./event_log.ts";
 import { ProgressMonitor } from "./progress_monitor.ts";
+import type { OpenPullGate } from "./gate.ts";
 import type { OpenPullReporter } from "./reporter.ts";
 import { probeProgress } from "../runtime/containerd_progress.ts";
 import { ContainerdImages } from "../runtime/containerd_images.ts";
@@ -91,6 +92,8 @@ export interface FetchContext {
   signal?: AbortSignal;
   /** Opens where pull events are reported besides the log (the metrics server), if anywhere. */
   openReporter?: OpenPullReporter;
+  /** Opens what admits each image before it is pulled (cluster-wide waves), if anything. */
+  openGate?: OpenPullGate;
   /**
    * Time and waits.
    * @default {systemClock}
@@ -116,7 +119,7 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
     const dockerConfig = config.dockerConfig
       ? await loadDockerConfig(config.dockerConfig)
       : undefined;
-    const reporter = await context.openReporter?.({ imagesTotal: entries.length });
+    const reporter = context.openReporter?.({ imagesTotal: entries.length });
     const plugins = config.credentialProviders
       ? await loadPluginCredentials(config.credentialProviders, logger, clock)
       : undefined;
@@ -141,6 +144,7 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
         logger,
       );
     }
+    using gate = context.openGate?.({ renewWithoutProgress: !progress.monitor });
     const results = await pullImages(targets, {
       runtime,
       schedule: config.schedule,
@@ -151,11 +155,13 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
       clock,
       progress: progress.monitor,
       progressEventIntervalMs: config.progressIntervalMs,
+      gate: gate?.gate,
       onEvent: (event) => {
         logPullEvent(logger, event);
         reporter?.report(event);
       },
     });
+    await gate?.flush(context.signal?.aborted ? 500 : 2_000);
     if (config.pin) {
       using labeler = new ContainerdImages(config.criSocket);
       const runtimeName = `${version.runtimeName} ${version.runtimeVersion}`;

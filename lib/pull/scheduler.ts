@@ -20,6 +20,7 @@ import { Semaphore } from "../core/semaphore.ts";
 import { formatDuration } from "../core/duration.ts";
 import type { AttemptProgress, ProgressMonitor } from "./progress_monitor.ts";
 import { lookUpStoredImage } from "./stored_image.ts";
+import { isRateLimited } from "../runtime/rate_limit.ts";
 
 /** The part of a CRI client the scheduler uses. */
 export interface ImageRuntime {
@@ -27,6 +28,22 @@ export interface ImageRuntime {
   imageStatus(image: string, options?: { signal?: AbortSignal }): Promise<CriImage | undefined>;
   /** Pulls the image and returns the reference the runtime stored it under. */
   pullImage(image: string, options?: PullOptions): Promise<string>;
+}
+
+/**
+ * Asked before each attempt and told how it went: cluster-wide waves (`lib/waves/client/`). The
+ * scheduler waits for {@linkcode PullGate.admit} before it takes a parallel slot, so an image
+ * that waits never keeps another from being pulled.
+ */
+export interface PullGate {
+  /** Resolves when the image may be pulled; rejects when `signal` aborts. */
+  admit(image: string, signal: AbortSignal): Promise<void>;
+  /** The attempt received bytes. */
+  progressed(image: string): void;
+  /** The image is on the node. */
+  landed(image: string, options: { pulled: boolean }): void;
+  /** The attempt failed; `rateLimited` when the registry answered 429. */
+  failed(image: string, options: { rateLimited: boolean }): void;
 }
 
 /** When an image that is already on the node is pulled again, as Kubernetes' `imagePullPolicy`. */
@@ -151,6 +168,14 @@ export interface PullSchedulerOptions {
    * @default {10_000}
    */
   progressEventIntervalMs?: number;
+  /** Cluster-wide waves: asked before each attempt. */
+  gate?: PullGate;
+  /**
+   * Without a gate, the delay after an attempt the registry rate-limited (429) is this many times
+   * the usual one (still at most the schedule's longest delay).
+   * @default {4}
+   */
+  rateLimitDelayFactor?: number;
   /** Interrupts the run: every image not yet done fails as `interrupted`. */
   signal?: AbortSignal;
   /**
@@ -259,6 +284,7 @@ async function pullOne(target: PullTarget, run: Run): Promise<ImageResult> {
   if (policy === "IfNotPresent") {
     const present = await findImage(image, run).catch(() => undefined);
     if (present) {
+      run.options.gate?.landed(image, { pulled: false });
       run.emit({ type: "present", image, elapsedMs: elapsed(), sizeBytes: present.sizeBytes });
       return {
         image,
@@ -280,6 +306,7 @@ async function pullOne(target: PullTarget, run: Run): Promise<ImageResult> {
     );
     let release: () => void;
     try {
+      await run.options.gate?.admit(image, run.signal);
       release = await run.slots.acquire(run.signal);
     } catch {
       return failed(target, attempt - 1, lastError, run);
@@ -330,6 +357,7 @@ async function pullOne(target: PullTarget, run: Run): Promise<ImageResult> {
         : undefined,
     };
     if (imageRef !== undefined) {
+      run.options.gate?.landed(image, { pulled: true });
       // Asked again while the runtime's socket is away, so the summary knows the image's size.
       const stored = await lookUpStoredImage(run.options.runtime, imageRef, {
         signal: run.signal,
@@ -346,12 +374,20 @@ async function pullOne(target: PullTarget, run: Run): Promise<ImageResult> {
       };
     }
     lastError = describeError(error);
+    const rateLimited = isRateLimited(lastError);
+    run.options.gate?.failed(image, { rateLimited });
     run.emit({ ...finished, error: lastError });
     if (run.signal.aborted) return failed(target, attempt, lastError, run);
     if (isPermanentPullError(error)) {
       return { ...failed(target, attempt, lastError, run), failure: "permanent" };
     }
-    const delayMs = retryDelayMs(attempt, run.options.schedule, run.random);
+    const delayMs = rateLimited && !run.options.gate
+      ? Math.min(
+        run.options.schedule.maxDelayMs,
+        retryDelayMs(attempt, run.options.schedule, run.random) *
+          (run.options.rateLimitDelayFactor ?? 4),
+      )
+      : retryDelayMs(attempt, run.options.schedule, run.random);
     if (run.clock.now() + delayMs >= run.deadline) {
       // The next attempt could not start before the deadline: say so now instead of waiting.
       return {
@@ -385,6 +421,7 @@ async function attemptPull(
     (reason) => attempt.abort(reason),
     (progress) => {
       const now = run.clock.now();
+      if (progress.downloading) run.options.gate?.progressed(target.image);
       if (progress.downloading && now - lastEvent >= interval) {
         lastEvent = now;
         run.emit({

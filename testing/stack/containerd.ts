@@ -51,6 +51,11 @@ export interface Containerd extends AsyncDisposable {
   restart(): Promise<void>;
   /** Lets containerd pull from `host` (`host:port`) over plain HTTP from the next pull on. */
   addRegistryHost(host: string): Promise<void>;
+  /**
+   * Makes containerd pull `host`'s images from `mirror` first (a pull-through cache), with `host`
+   * itself as the fallback, both over plain HTTP, as a node's `hosts.toml` would.
+   */
+  setMirror(host: string, mirror: string): Promise<void>;
   /** Image references in the `k8s.io` namespace, via `ctr` (for debugging). */
   listImages(): Promise<string[]>;
 }
@@ -161,6 +166,13 @@ export async function startContainerd(options: StartContainerdOptions): Promise<
       await start();
     },
     addRegistryHost,
+    async setMirror(host: string, mirror: string) {
+      await Deno.mkdir(`${dir}/certs.d/${host}`, { recursive: true });
+      await Deno.writeTextFile(
+        `${dir}/certs.d/${host}/hosts.toml`,
+        `server = "http://${host}"\n\n[host."http://${mirror}"]\n  capabilities = ["pull", "resolve"]\n`,
+      );
+    },
     async listImages() {
       const output = await runCtr(ctr, socket, ["-n", "k8s.io", "images", "ls", "-q"]);
       return new TextDecoder().decode(output.stdout).split("\n").filter((line) => line !== "");

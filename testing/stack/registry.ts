@@ -29,6 +29,11 @@ export interface StartRegistryOptions {
    * @default {a new temporary directory}
    */
   dir?: string;
+  /**
+   * Run as a pull-through cache of this registry URL (`proxy: remoteurl:`), as an in-cluster
+   * cache would be.
+   */
+  proxyRemoteUrl?: string;
   /** Path of the `docker-registry` program. @default {found on PATH} */
   binary?: string;
   /** How long to wait for `GET /v2/` to answer, in milliseconds. @default {15000} */
@@ -96,7 +101,10 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
     // The port is picked before the registry binds it, so another process may win the race.
     for (let attempt = 1;; attempt++) {
       const host = `127.0.0.1:${freePort()}`;
-      await Deno.writeTextFile(configPath, registryConfig(dir, host, options.auth !== undefined));
+      await Deno.writeTextFile(
+        configPath,
+        registryConfig(dir, host, options.auth !== undefined, options.proxyRemoteUrl),
+      );
       const daemon = spawnDaemon(binary, ["serve", configPath], logPath, { cwd: dir });
       const url = `http://${host}`;
       const ready = await waitUntil(async () => {
@@ -144,7 +152,12 @@ function registryHandle(
   };
 }
 
-function registryConfig(dir: string, host: string, auth: boolean): string {
+function registryConfig(
+  dir: string,
+  host: string,
+  auth: boolean,
+  proxyRemoteUrl: string | undefined,
+): string {
   const lines = [
     "version: 0.1",
     "log:",
@@ -159,6 +172,7 @@ function registryConfig(dir: string, host: string, auth: boolean): string {
     "http:",
     `  addr: ${host}`,
   ];
+  if (proxyRemoteUrl) lines.push("proxy:", `  remoteurl: ${JSON.stringify(proxyRemoteUrl)}`);
   if (auth) {
     lines.push(
       "auth:",

@@ -5,7 +5,6 @@
  * @module
  */
 import type { Logger } from "../../core/log.ts";
-import { readTokenFile } from "../../core/token_file.ts";
 import type { OpenPullReporter, PullReporter } from "../../pull/reporter.ts";
 import { metricsReporter } from "./events.ts";
 import { MetricsSubmitter } from "./submitter.ts";
@@ -14,8 +13,8 @@ import { MetricsSubmitter } from "./submitter.ts";
 export interface MetricsReporterConnection {
   /** The server's `host:port`. */
   endpoint: string;
-  /** File holding the bearer token the server requires, if any. */
-  tokenFile?: string;
+  /** The bearer token the server requires, if any. */
+  token?: string;
   /** The node, sent on every result. */
   node: string;
   /** Where delivery problems are logged. */
@@ -23,8 +22,7 @@ export interface MetricsReporterConnection {
 }
 
 /**
- * Returns the opener that `runFetch` calls once it knows how many images the run has. The token
- * file is read then; an unreadable one ends the run with exit status 2.
+ * Returns the opener that `runFetch` calls once it knows how many images the run has.
  *
  * @example
  * ```ts
@@ -40,13 +38,10 @@ export interface MetricsReporterConnection {
  * ```
  */
 export function openMetricsReporter(connection: MetricsReporterConnection): OpenPullReporter {
-  return async ({ imagesTotal }): Promise<PullReporter> => {
-    const token = connection.tokenFile
-      ? await readTokenFile(connection.tokenFile, "--metrics-token-file")
-      : undefined;
+  return ({ imagesTotal }): PullReporter => {
     const submitter = new MetricsSubmitter({
       endpoint: connection.endpoint,
-      token,
+      token: connection.token,
       logger: connection.logger,
       // fetch exits right after; see MetricsSubmitterOptions.gracefulClose.
       gracefulClose: false,

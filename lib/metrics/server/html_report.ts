@@ -9,6 +9,8 @@
  * @module
  */
 import type { MetricsSummary } from "./summary.ts";
+import type { WavesSnapshot } from "../../waves/snapshot.ts";
+import { WAVES_HTML, WAVES_SCRIPT } from "./waves_section.ts";
 
 /** Options for {@linkcode renderHtmlReport}. */
 export interface HtmlReportOptions {
@@ -22,6 +24,8 @@ export interface HtmlReportOptions {
    * @default {5}
    */
   refreshSeconds?: number;
+  /** The waves coordinator's picture, when the server has one. */
+  waves?: WavesSnapshot;
 }
 
 /**
@@ -31,7 +35,7 @@ export interface HtmlReportOptions {
  */
 export function renderHtmlReport(summary: MetricsSummary, options: HtmlReportOptions = {}): string {
   const title = escapeHtml(options.title ?? "image-prefetcher report");
-  const data = JSON.stringify(summary).replaceAll("<", "\\u003c");
+  const data = JSON.stringify({ ...summary, waves: options.waves }).replaceAll("<", "\\u003c");
   const refresh = options.refreshSeconds ?? 5;
   return `<!doctype html>
 <html lang="en">
@@ -75,12 +79,13 @@ export function renderHtmlReport(summary: MetricsSummary, options: HtmlReportOpt
 <table id="slowest"><thead><tr><th>node</th><th>image</th><th>duration</th><th>attempt</th><th>size</th></tr></thead><tbody></tbody></table>
 <h2>Errors <span id="error-count" class="muted"></span></h2>
 <table id="errors"><thead><tr><th>image</th><th>error</th><th>attempts</th><th>failed nodes</th><th>nodes</th></tr></thead><tbody></tbody></table>
+${WAVES_HTML}
 <h2>Images</h2>
 <table id="images"><thead><tr><th>image</th><th>done</th><th>failed</th><th>pending</th><th>p50</th><th>p95</th><th>max</th><th>size</th></tr></thead><tbody></tbody></table>
 <p class="muted">Raw data: <a href="metrics">/metrics</a> (JSON; Prometheus format for scrapers), <a href="summary">/summary</a>.</p>
 <script type="application/json" id="data">${data}</script>
 <script>const REFRESH_SECONDS = ${refresh};
-${SCRIPT}</script>
+${SCRIPT}${WAVES_SCRIPT}</script>
 </body>
 </html>
 `;
@@ -179,6 +184,7 @@ function render() {
     [r => r.nodes.join(", ") + (r.node_count > r.nodes.length ? " and " + (r.node_count - r.nodes.length) + " more" : "")]]);
   fillTable("images", s.images, [[r => r.image], [r => r.nodes_done, "num"], [r => r.nodes_failed, "num"], [r => r.nodes_pending, "num"],
     [r => ms(r.p50_ms), "num"], [r => ms(r.p95_ms), "num"], [r => ms(r.max_ms), "num"], [r => bytes(r.size_bytes), "num"]]);
+  renderWaves(s);
 }
 
 function drawGrid() {

@@ -6,10 +6,11 @@
  * @module
  */
 import { resultToJson } from "../protocol.ts";
-import { bearerToken, type TokenCheck } from "./bearer_token.ts";
+import { bearerToken, type TokenCheck } from "../../core/bearer_token.ts";
 import { renderHtmlReport } from "./html_report.ts";
 import { formatPrometheus, PROMETHEUS_CONTENT_TYPE, wantsPrometheus } from "./prometheus.ts";
 import type { MetricsStore } from "./store.ts";
+import type { WavesSnapshot } from "../../waves/snapshot.ts";
 
 /** What every route reads. */
 export interface RouteContext {
@@ -17,6 +18,8 @@ export interface RouteContext {
   store: MetricsStore;
   /** Seconds between refreshes of the HTML report while a run is in progress. */
   reportRefreshSeconds?: number;
+  /** The cluster-wide waves picture, when the server coordinates waves. */
+  waves?: () => WavesSnapshot;
 }
 
 /** One view: the request and its parsed address in, the answer out. */
@@ -43,7 +46,7 @@ const OPEN_ROUTES: Readonly<Record<string, Route>> = Object.freeze({
  * @example
  * ```ts
  * import { MetricsStore } from "./store.ts";
- * import { tokenCheck } from "./bearer_token.ts";
+ * import { tokenCheck } from "../../core/bearer_token.ts";
  * import { handleHttp } from "./http_routes.ts";
  *
  * const response = handleHttp(new Request("http://localhost/summary"), {
@@ -92,9 +95,9 @@ function metricsRoute(request: Request, url: URL, { store }: RouteContext): Resp
 }
 
 /** `GET /summary[?grid=1]`: the cluster summary as JSON. */
-function summaryRoute(_request: Request, url: URL, { store }: RouteContext): Response {
+function summaryRoute(_request: Request, url: URL, { store, waves }: RouteContext): Response {
   const grid = ["1", "true"].includes(url.searchParams.get("grid") ?? "");
-  return new Response(JSON.stringify(store.summary({ grid })), {
+  return new Response(JSON.stringify({ ...store.summary({ grid }), waves: waves?.() }), {
     headers: { "content-type": "application/json", ...NO_STORE },
   });
 }
@@ -103,6 +106,7 @@ function summaryRoute(_request: Request, url: URL, { store }: RouteContext): Res
 function htmlReportRoute(_request: Request, _url: URL, context: RouteContext): Response {
   const html = renderHtmlReport(context.store.summary({ grid: true }), {
     refreshSeconds: context.reportRefreshSeconds,
+    waves: context.waves?.(),
   });
   return new Response(html, {
     headers: { "content-type": "text/html; charset=utf-8", ...NO_STORE },

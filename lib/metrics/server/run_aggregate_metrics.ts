@@ -11,6 +11,8 @@ import { readTokenFile } from "../../core/token_file.ts";
 import { JournalError, MetricsJournal } from "./journal.ts";
 import { MetricsServerStartError, startMetricsServer } from "./server.ts";
 import { MetricsStore, StoreFullError } from "./store.ts";
+import { WaveCoordinator, type WaveCoordinatorOptions } from "../../waves/coordinator.ts";
+import { wavesEndpoint } from "../../waves/server/admit_handler.ts";
 
 /** Everything an `aggregate-metrics` run is told by its flags. */
 export interface AggregateMetricsConfig {
@@ -24,6 +26,8 @@ export interface AggregateMetricsConfig {
   tokenFile?: string;
   /** Where accepted attempts are journaled and restored from, if anywhere. */
   stateFile?: string;
+  /** Coordinate cluster-wide waves (`/Waves/Admit`) with these settings, if set. */
+  waves?: WaveCoordinatorOptions;
 }
 
 /** What a run needs from its surroundings. */
@@ -62,6 +66,8 @@ export async function runAggregateMetrics(
       httpPort: config.httpPort,
       token,
       journal,
+      waves: config.waves &&
+        wavesEndpoint({ coordinator: new WaveCoordinator(config.waves), logger, token }),
     });
   } catch (error) {
     if (!(error instanceof MetricsServerStartError)) throw error;
@@ -74,6 +80,10 @@ export async function runAggregateMetrics(
     max_results: config.maxResults,
     token: token ? "required" : "none",
     server_id: server.serverId,
+    waves: config.waves
+      ? `first-wave=${config.waves.firstWave} fanout=${config.waves.fanout} ` +
+        `max-nodes-pulling=${config.waves.maxNodesPulling || "unbounded"}`
+      : "off",
   });
   context.onListening?.({ grpcPort: server.grpcPort, httpPort: server.httpPort });
   await aborted(context.signal);

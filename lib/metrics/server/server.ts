@@ -7,11 +7,12 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../../core/log.ts";
-import { tokenCheck } from "./bearer_token.ts";
+import { tokenCheck } from "../../core/bearer_token.ts";
 import { handleHttp } from "./http_routes.ts";
 import type { MetricsStore } from "./store.ts";
 import { type ResultJournal, submitHandler, submitServiceDefinition } from "./submit_handler.ts";
 import { warnOnce } from "./warn_once.ts";
+import type { WavesEndpoint } from "../../waves/server/admit_handler.ts";
 
 /** Options for {@linkcode startMetricsServer}. */
 export interface MetricsServerOptions {
@@ -52,6 +53,8 @@ export interface MetricsServerOptions {
    * restarted server has them (see `journal.ts`). In-progress snapshots are not.
    */
   journal?: ResultJournal;
+  /** Cluster-wide waves: `/Waves/Admit` on the gRPC port, its picture in `/summary` and `/`. */
+  waves?: WavesEndpoint;
 }
 
 /** A running server. */
@@ -104,8 +107,13 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
       journal: options.journal,
     }),
   });
+  if (options.waves) grpcServer.addService(options.waves.definition, options.waves.implementation);
   const grpcPort = await bindGrpc(grpcServer, hostname, options.grpcPort ?? 8443);
-  const context = { store, reportRefreshSeconds: options.reportRefreshSeconds };
+  const context = {
+    store,
+    reportRefreshSeconds: options.reportRefreshSeconds,
+    waves: options.waves && (() => options.waves!.snapshot()),
+  };
   let httpServer: Deno.HttpServer<Deno.NetAddr>;
   try {
     httpServer = Deno.serve(

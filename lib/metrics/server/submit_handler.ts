@@ -21,7 +21,7 @@ import {
   SERVER_ID_METADATA_KEY,
   type WireResult,
 } from "../protocol.ts";
-import { bearerToken, type TokenCheck } from "./bearer_token.ts";
+import { bearerToken, type TokenCheck } from "../../core/bearer_token.ts";
 import { type MetricsStore, StoreFullError } from "./store.ts";
 import type { WarnOnce } from "./warn_once.ts";
 

@@ -1,6 +1,6 @@
 /**
- * The server's optional bearer token: one comparison, in constant time, shared by the gRPC
- * services and the HTTP routes.
+ * A server's optional bearer token: one comparison, in constant time, shared by every gRPC
+ * service (metrics submits, waves admissions) and the HTTP routes.
  *
  * @module
  */

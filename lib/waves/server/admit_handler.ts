@@ -1,0 +1,119 @@
+/**
+ * Serves `/Waves/Admit` over a {@linkcode WaveCoordinator}: applies a node's news (landed,
+ * failed, progressed, or its full report after a restart), then decides every image it wants.
+ * Callers without the bearer token are refused with UNAUTHENTICATED.
+ *
+ * @module
+ */
+import * as grpc from "@grpc/grpc-js";
+import type { Logger } from "../../core/log.ts";
+import { bearerToken, tokenCheck } from "../../core/bearer_token.ts";
+import type { WaveCoordinator } from "../coordinator.ts";
+import type { WavesSnapshot } from "../snapshot.ts";
+import {
+  WavesService,
+  type WireAdmitRequest,
+  type WireAdmitResponse,
+  type WireDecision,
+} from "../protocol.ts";
+
+/** Options for {@linkcode wavesEndpoint}. */
+export interface WavesEndpointOptions {
+  /** Decides. */
+  coordinator: WaveCoordinator;
+  /** Where refusals and (with --debug) decisions are logged. */
+  logger: Logger;
+  /** When set, callers must present `Authorization: Bearer <token>`. */
+  token?: string;
+}
+
+/** What a gRPC server adds to serve waves, and the picture for the HTTP views. */
+export interface WavesEndpoint {
+  /** The service definition to add to a `grpc.Server`. */
+  definition: grpc.ServiceDefinition;
+  /** Its implementation. */
+  implementation: grpc.UntypedServiceImplementation;
+  /** This coordinator's identity, new at every start. */
+  serverId: string;
+  /** The coordinator's current picture. */
+  snapshot(): WavesSnapshot;
+}
+
+/**
+ * How long a node should wait before asking again: 1 s, and 1 s more per 2,000 nodes, so that
+ * 5,000 polling nodes send about 1,700 requests a second.
+ */
+export function retryAfterMs(nodes: number): number {
+  return 1_000 * (1 + Math.floor(nodes / 2_000));
+}
+
+/** Builds the `Waves` service over a coordinator. */
+export function wavesEndpoint(options: WavesEndpointOptions): WavesEndpoint {
+  const { coordinator, logger } = options;
+  const authorized = tokenCheck(options.token);
+  const serverId = crypto.randomUUID();
+  let warned = false;
+  const admit = (
+    call: grpc.ServerUnaryCall<WireAdmitRequest, WireAdmitResponse>,
+    callback: grpc.sendUnaryData<WireAdmitResponse>,
+  ) => {
+    if (!authorized(bearerToken(String(call.metadata.get("authorization")[0] ?? "")))) {
+      const fields = { peer: call.getPeer() };
+      if (warned) logger.debug("refused an admission without the right bearer token", fields);
+      else logger.warn("refused an admission without the right bearer token", fields);
+      warned = true;
+      callback({
+        code: grpc.status.UNAUTHENTICATED,
+        details: "this server needs the bearer token of its --token-file",
+      }, null);
+      return;
+    }
+    const request = call.request;
+    if (!request.node) {
+      callback({ code: grpc.status.INVALID_ARGUMENT, details: "AdmitRequest.node is empty" }, null);
+      return;
+    }
+    callback(null, {
+      decisions: answerAdmit(coordinator, request, logger),
+      server_id: serverId,
+      retry_after_ms: retryAfterMs(coordinator.nodes),
+    });
+  };
+  return {
+    definition: WavesService.service,
+    implementation: { Admit: admit } as grpc.UntypedServiceImplementation,
+    serverId,
+    snapshot: () => coordinator.snapshot(),
+  };
+}
+
+/**
+ * Applies a node's news to the coordinator, then decides every image it wants, in order.
+ */
+export function answerAdmit(
+  coordinator: WaveCoordinator,
+  request: WireAdmitRequest,
+  logger?: Logger,
+): WireDecision[] {
+  const { node } = request;
+  if (request.full_report) {
+    coordinator.restore(node, {
+      have: [...request.pulled, ...request.present],
+      pulling: request.progressed,
+    });
+  } else {
+    for (const image of request.pulled) coordinator.landed(node, image, { pulled: true });
+    for (const image of request.present) coordinator.landed(node, image, { pulled: false });
+    for (const image of request.progressed) coordinator.renew(node, image);
+  }
+  for (const failure of request.failed) {
+    coordinator.failed(node, failure.image, { rateLimited: failure.rate_limited });
+  }
+  return request.want.map((image) => {
+    const decision = coordinator.admit(node, image);
+    logger?.debug("admission", { node, image, ...decision });
+    return decision.pull
+      ? { pull: true, first_wave: decision.firstWave, wait_reason: "" }
+      : { pull: false, first_wave: false, wait_reason: decision.reason };
+  });
+}

@@ -1,0 +1,102 @@
+import assert from "node:assert/strict";
+import * as grpc from "@grpc/grpc-js";
+import { Logger } from "../../core/log.ts";
+import { startMetricsServer } from "../../metrics/server/server.ts";
+import { MetricsStore } from "../../metrics/server/store.ts";
+import { WaveCoordinator } from "../coordinator.ts";
+import type { WireAdmitRequest } from "../protocol.ts";
+import { WavesClient, WavesRefusedError } from "../client/waves_client.ts";
+import { retryAfterMs, wavesEndpoint } from "./admit_handler.ts";
+
+const APP = "registry.example/app:1";
+
+async function start(token?: string) {
+  const lines: string[] = [];
+  const logger = new Logger({ write: (line) => lines.push(line), format: "json" });
+  const waves = wavesEndpoint({ coordinator: new WaveCoordinator(), logger, token });
+  const server = await startMetricsServer({
+    store: new MetricsStore(),
+    logger,
+    grpcPort: 0,
+    httpPort: 0,
+    hostname: "127.0.0.1",
+    token,
+    waves,
+  });
+  return { server, waves, lines };
+}
+
+function request(node: string, extra: Partial<WireAdmitRequest> = {}): WireAdmitRequest {
+  return {
+    node,
+    want: [],
+    progressed: [],
+    pulled: [],
+    present: [],
+    failed: [],
+    full_report: false,
+    ...extra,
+  };
+}
+
+const never = new AbortController().signal;
+
+Deno.test("/Waves/Admit on the metrics port: decisions, and the picture in /summary", async () => {
+  const { server, waves } = await start();
+  await using _ = server;
+  using client = new WavesClient({ endpoint: `127.0.0.1:${server.grpcPort}` });
+  const first = await client.admit(request("a", { want: [APP] }), never);
+  assert.deepEqual(first.decisions, [{ pull: true, first_wave: true, wait_reason: "" }]);
+  assert.equal(first.server_id, waves.serverId);
+  assert.equal(first.retry_after_ms, 1_000);
+  const second = await client.admit(request("b", { want: [APP] }), never);
+  assert.deepEqual(second.decisions, [{
+    pull: false,
+    first_wave: false,
+    wait_reason: "first-wave",
+  }]);
+  await client.admit(request("a", { pulled: [APP] }), never);
+  const summary = await (await fetch(`http://127.0.0.1:${server.httpPort}/summary`)).json();
+  assert.deepEqual(summary.waves.images, [
+    { image: APP, registry: "registry.example", have: 1, pulling: 0, waiting: 1 },
+  ]);
+});
+
+Deno.test("an admission without the token is refused, and logged once", async () => {
+  const { server, lines } = await start("s3cret");
+  await using _ = server;
+  const endpoint = `127.0.0.1:${server.grpcPort}`;
+  for (const token of [undefined, "wrong"]) {
+    using stranger = new WavesClient({ endpoint, token });
+    const refused = await stranger.admit(request("a", { want: [APP] }), never).catch((e) => e);
+    assert.ok(refused instanceof WavesRefusedError);
+    assert.equal(refused.code, grpc.status.UNAUTHENTICATED);
+  }
+  using node = new WavesClient({ endpoint, token: "s3cret" });
+  const answer = await node.admit(request("a", { want: [APP] }), never);
+  assert.equal(answer.decisions[0].pull, true);
+  const warnings = lines.map((l) => JSON.parse(l)).filter((l) => l.level === "warn");
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0].msg, /refused an admission/);
+});
+
+Deno.test("a server without waves answers UNIMPLEMENTED, which the client calls a refusal", async () => {
+  const server = await startMetricsServer({
+    store: new MetricsStore(),
+    logger: new Logger({ write: () => {} }),
+    grpcPort: 0,
+    httpPort: 0,
+    hostname: "127.0.0.1",
+  });
+  await using _ = server;
+  using client = new WavesClient({ endpoint: `127.0.0.1:${server.grpcPort}` });
+  const refused = await client.admit(request("a", { want: [APP] }), never).catch((e) => e);
+  assert.ok(refused instanceof WavesRefusedError);
+  assert.match(refused.message, /start aggregate-metrics with --waves/);
+  const summary = await (await fetch(`http://127.0.0.1:${server.httpPort}/summary`)).json();
+  assert.equal(summary.waves, undefined);
+});
+
+Deno.test("retryAfterMs grows with the number of nodes", () => {
+  assert.deepEqual([1, 1_999, 2_000, 5_000].map(retryAfterMs), [1_000, 1_000, 2_000, 3_000]);
+});
