@@ -381,15 +381,27 @@ async function oneAttempt(
   } finally {
     release();
   }
-  const durationMs = run.clock.now() - startedAt;
   if (imageRef !== undefined) progress = progressWhenPulled(progress);
-  const finished = {
-    type: "attempt-finished" as const,
-    image,
-    attempt,
-    attemptId,
-    startedAt,
-    timeoutMs,
+  const started = { image, attempt, attemptId, startedAt, timeoutMs };
+  return { imageRef, error, finished: finishedEvent(started, progress, run) };
+}
+
+/** The `attempt-finished` event of an attempt, with what it received when that is known. */
+function finishedEvent(
+  started: {
+    image: string;
+    attempt: number;
+    attemptId: string;
+    startedAt: number;
+    timeoutMs: number;
+  },
+  progress: AttemptProgress | undefined,
+  run: Run,
+): AttemptOutcome["finished"] {
+  const durationMs = run.clock.now() - started.startedAt;
+  return {
+    type: "attempt-finished",
+    ...started,
     durationMs,
     elapsedMs: elapsedMs(run),
     receivedBytes: progress?.receivedBytes,
@@ -397,7 +409,6 @@ async function oneAttempt(
       ? Math.round(progress.receivedBytes / (durationMs / 1000))
       : undefined,
   };
-  return { imageRef, error, finished };
 }
 
 /** The image's result after a successful attempt, with the size the runtime stored. */
