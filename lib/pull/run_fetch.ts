@@ -23,13 +23,19 @@ import {
 } from "../image/list.ts";
 import { isPinned } from "../image/reference.ts";
 import type { LogFormat, Logger } from "../core/log.ts";
-import { describeError, pullImages, type PullPolicy, type PullTarget } from "./scheduler.ts";
+import {
+  describeError,
+  type ImageResult,
+  pullImages,
+  type PullPolicy,
+  type PullTarget,
+} from "./scheduler.ts";
 import type { RetryScheduleOptions } from "../core/retry_schedule.ts";
-import { formatSummaryText, summarize } from "./run_summary.ts";
+import { type FetchSummary, formatSummaryText, summarize } from "./run_summary.ts";
 import { logPullEvent } from "./event_log.ts";
 import { ProgressMonitor } from "./progress_monitor.ts";
 import type { OpenPullGate } from "./gate.ts";
-import type { OpenPullReporter } from "./reporter.ts";
+import type { OpenPullReporter, PullReporter } from "./reporter.ts";
 import { probeProgress } from "../runtime/containerd_progress.ts";
 import { ContainerdImages } from "../runtime/containerd_images.ts";
 import { pinImages } from "./pin_images.ts";
@@ -107,43 +113,21 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
   const clock = context.clock ?? systemClock;
   const start = clock.now();
   try {
-    const { entries, problems } = await loadImages(config, clock, context.signal);
-    for (const problem of problems) {
-      logger.error("invalid image reference", { source: problem.source, error: problem.message });
-    }
-    if (entries.length === 0 && problems.length === 0) {
-      logger.warn("nothing to pull: the image list has no images", {
-        file: config.imageListFile,
-      });
-    }
-    const dockerConfig = config.dockerConfig
-      ? await loadDockerConfig(config.dockerConfig)
-      : undefined;
-    const reporter = context.openReporter?.({ imagesTotal: entries.length });
-    const plugins = config.credentialProviders
-      ? await loadPluginCredentials(config.credentialProviders, logger, clock)
-      : undefined;
+    const input = await readInput(config, logger, clock, context.signal);
+    const reporter = context.openReporter?.({ imagesTotal: input.entries.length });
     using runtime = new CriClient(config.criSocket);
     const version = await waitForRuntime(runtime, config, clock, context);
     using progress = await watchProgress(config, clock, logger);
     logger.info("fetch started", {
       node: config.nodeName,
-      runtime: `${version.runtimeName} ${version.runtimeVersion}`,
+      runtime: runtimeName(version),
       socket: config.criSocket,
-      images: entries.length,
+      images: input.entries.length,
       max_parallel: config.maxParallel || "unbounded",
       pull_policy: config.pullPolicy ?? "kubernetes-default",
       progress: progress.monitor ? "watched" : "off",
     });
-    const targets = entries.map((entry) => toTarget(entry, dockerConfig, logger));
-    if (plugins) {
-      await addPluginCredentials(
-        targets,
-        entries.map((e) => e.reference),
-        plugins,
-        logger,
-      );
-    }
+    const targets = await pullTargets(input, logger);
     using gate = context.openGate?.({ renewWithoutProgress: !progress.monitor });
     const results = await pullImages(targets, {
       runtime,
@@ -162,54 +146,151 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
       },
     });
     await gate?.flush(context.signal?.aborted ? 500 : 2_000);
-    if (config.pin) {
-      using labeler = new ContainerdImages(config.criSocket);
-      const runtimeName = `${version.runtimeName} ${version.runtimeVersion}`;
-      if (context.signal?.aborted) logger.warn("not pinning images: the run was stopped");
-      else await pinImages(results, { labeler, cri: runtime, logger, clock, runtime: runtimeName });
-    }
-    // Give the metrics server a moment to take what is still buffered; less when interrupted.
-    const delivery = await reporter?.flush(context.signal?.aborted ? 2_000 : 10_000);
-    if (reporter && delivery && delivery.undelivered > 0) {
-      logger.warn("some pull attempts could not be delivered to the metrics server", {
-        endpoint: reporter.endpoint,
-        ...delivery,
-      });
-    }
-    const summary = summarize(config.nodeName, results, clock.now() - start, problems.length);
-    if (reporter && delivery) summary.metrics = { endpoint: reporter.endpoint, ...delivery };
-    context.writeSummary(
-      context.summaryFormat === "json" ? JSON.stringify({ summary }) : formatSummaryText(summary),
-    );
-    const interrupt = context.signal?.reason;
-    const interrupted = context.signal?.aborted === true && interrupt instanceof InterruptedError;
-    const node = config.nodeUpdates &&
-      await updateNodeAfterRun(config.nodeUpdates, {
-        node: config.nodeName,
-        allOnNode: summary.failed === 0 && problems.length === 0,
-        interrupted,
-        strict: config.strict,
-      }, { logger, clock });
-    if (interrupted) return (interrupt as InterruptedError).exitCode;
-    if (node?.taintRemovalFailed) return ExitCode.StartupTaintKept;
-    if (problems.length > 0) return ExitCode.InvalidInput;
-    if (summary.failed > 0 && config.strict) return ExitCode.ImagesFailed;
-    return ExitCode.Ok;
+    if (config.pin) await pinAfterRun(config, results, { runtime, version, context, clock });
+    const summary = await writeSummary(config, context, { results, reporter, start, clock, input });
+    return await exitStatus(config, context, summary, input.problems.length, clock);
   } catch (error) {
-    if (error instanceof InvalidInputError) {
-      logger.error(error.message);
-      return ExitCode.InvalidInput;
-    }
-    if (error instanceof RuntimeUnreachableError) {
-      logger.error(error.message);
-      return ExitCode.RuntimeUnreachable;
-    }
-    if (error instanceof InterruptedError) {
-      logger.error("stopped before pulling", { reason: error.message });
-      return error.exitCode;
-    }
-    throw error;
+    return exitStatusOfError(error, logger);
   }
+}
+
+/** What a run reads before it reaches the runtime: images, bad lines, credentials. */
+interface RunInput {
+  entries: ImageListEntry[];
+  problems: ImageListProblem[];
+  dockerConfig?: DockerConfig;
+  plugins?: Awaited<ReturnType<typeof loadPluginCredentials>>;
+}
+
+/** Reads the image list, the docker config and the credential provider config; logs bad lines. */
+async function readInput(
+  config: FetchConfig,
+  logger: Logger,
+  clock: Clock,
+  signal: AbortSignal | undefined,
+): Promise<RunInput> {
+  const { entries, problems } = await loadImages(config, clock, signal);
+  for (const problem of problems) {
+    logger.error("invalid image reference", { source: problem.source, error: problem.message });
+  }
+  if (entries.length === 0 && problems.length === 0) {
+    logger.warn("nothing to pull: the image list has no images", { file: config.imageListFile });
+  }
+  const dockerConfig = config.dockerConfig
+    ? await loadDockerConfig(config.dockerConfig)
+    : undefined;
+  const plugins = config.credentialProviders
+    ? await loadPluginCredentials(config.credentialProviders, logger, clock)
+    : undefined;
+  return { entries, problems, dockerConfig, plugins };
+}
+
+/** One target per image, with its docker-config credentials and, after them, its plugins'. */
+async function pullTargets(input: RunInput, logger: Logger): Promise<PullTarget[]> {
+  const targets = input.entries.map((entry) => toTarget(entry, input.dockerConfig, logger));
+  if (input.plugins) {
+    const references = input.entries.map((e) => e.reference);
+    await addPluginCredentials(targets, references, input.plugins, logger);
+  }
+  return targets;
+}
+
+function runtimeName(version: RuntimeVersion): string {
+  return `${version.runtimeName} ${version.runtimeVersion}`;
+}
+
+/** `--pin`: pins what is on the node, unless the run was stopped. */
+async function pinAfterRun(
+  config: FetchConfig,
+  results: ImageResult[],
+  run: { runtime: CriClient; version: RuntimeVersion; context: FetchContext; clock: Clock },
+): Promise<void> {
+  const { logger } = run.context;
+  if (run.context.signal?.aborted) {
+    logger.warn("not pinning images: the run was stopped");
+    return;
+  }
+  using labeler = new ContainerdImages(config.criSocket);
+  await pinImages(results, {
+    labeler,
+    cri: run.runtime,
+    logger,
+    clock: run.clock,
+    runtime: runtimeName(run.version),
+  });
+}
+
+/**
+ * Gives the metrics server a moment to take what is still buffered (less when interrupted), then
+ * writes the summary, with what reached the server.
+ */
+async function writeSummary(
+  config: FetchConfig,
+  context: FetchContext,
+  run: {
+    results: ImageResult[];
+    reporter?: PullReporter;
+    start: number;
+    clock: Clock;
+    input: RunInput;
+  },
+): Promise<FetchSummary> {
+  const { reporter } = run;
+  const delivery = await reporter?.flush(context.signal?.aborted ? 2_000 : 10_000);
+  if (reporter && delivery && delivery.undelivered > 0) {
+    context.logger.warn("some pull attempts could not be delivered to the metrics server", {
+      endpoint: reporter.endpoint,
+      ...delivery,
+    });
+  }
+  const wallMs = run.clock.now() - run.start;
+  const summary = summarize(config.nodeName, run.results, wallMs, run.input.problems.length);
+  if (reporter && delivery) summary.metrics = { endpoint: reporter.endpoint, ...delivery };
+  context.writeSummary(
+    context.summaryFormat === "json" ? JSON.stringify({ summary }) : formatSummaryText(summary),
+  );
+  return summary;
+}
+
+/** Writes the node label and removes the startup taint if asked, then says the exit status. */
+async function exitStatus(
+  config: FetchConfig,
+  context: FetchContext,
+  summary: FetchSummary,
+  invalidLines: number,
+  clock: Clock,
+): Promise<number> {
+  const interrupt = context.signal?.reason;
+  const interrupted = context.signal?.aborted === true && interrupt instanceof InterruptedError;
+  const node = config.nodeUpdates &&
+    await updateNodeAfterRun(config.nodeUpdates, {
+      node: config.nodeName,
+      allOnNode: summary.failed === 0 && invalidLines === 0,
+      interrupted,
+      strict: config.strict,
+    }, { logger: context.logger, clock });
+  if (interrupted) return (interrupt as InterruptedError).exitCode;
+  if (node?.taintRemovalFailed) return ExitCode.StartupTaintKept;
+  if (invalidLines > 0) return ExitCode.InvalidInput;
+  if (summary.failed > 0 && config.strict) return ExitCode.ImagesFailed;
+  return ExitCode.Ok;
+}
+
+/** The exit status of a run that ended before its summary: bad input, no runtime, stopped. */
+function exitStatusOfError(error: unknown, logger: Logger): number {
+  if (error instanceof InvalidInputError) {
+    logger.error(error.message);
+    return ExitCode.InvalidInput;
+  }
+  if (error instanceof RuntimeUnreachableError) {
+    logger.error(error.message);
+    return ExitCode.RuntimeUnreachable;
+  }
+  if (error instanceof InterruptedError) {
+    logger.error("stopped before pulling", { reason: error.message });
+    return error.exitCode;
+  }
+  throw error;
 }
 
 /** The runtime did not answer on its socket in time. */

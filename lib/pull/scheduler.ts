@@ -278,126 +278,197 @@ function progressWhenPulled(progress: AttemptProgress | undefined): AttemptProgr
 }
 
 async function pullOne(target: PullTarget, run: Run): Promise<ImageResult> {
-  const { image } = target;
-  const elapsed = () => run.clock.now() - run.start;
   const policy = run.options.pullPolicy ?? (target.pinned ? "IfNotPresent" : "Always");
   if (policy === "IfNotPresent") {
-    const present = await findImage(image, run).catch(() => undefined);
-    if (present) {
-      run.options.gate?.landed(image, { pulled: false });
-      run.emit({ type: "present", image, elapsedMs: elapsed(), sizeBytes: present.sizeBytes });
-      return {
-        image,
-        status: "present",
-        attempts: 0,
-        elapsedMs: elapsed(),
-        sizeBytes: present.sizeBytes,
-        imageRef: present.id,
-      };
-    }
+    const present = await presentResult(target.image, run);
+    if (present) return present;
   }
-
   let lastError = "no attempt was made";
   for (let attempt = 1;; attempt++) {
     if (run.signal.aborted) return failed(target, attempt - 1, lastError, run);
-    const timeoutMs = Math.min(
-      attemptTimeoutMs(attempt, run.options.schedule),
-      run.deadline - run.clock.now(),
-    );
-    let release: () => void;
-    try {
-      await run.options.gate?.admit(image, run.signal);
-      release = await run.slots.acquire(run.signal);
-    } catch {
-      return failed(target, attempt - 1, lastError, run);
-    }
-    const looked = target.lookupCredentials ? await target.lookupCredentials(run.signal) : [];
-    const withCredentials = { ...target, credentials: [...target.credentials, ...looked] };
-    const startedAt = run.clock.now();
-    const attemptId = run.newAttemptId();
+    const outcome = await oneAttempt(target, attempt, run);
+    if (outcome === "stopped") return failed(target, attempt - 1, lastError, run);
+    if (outcome.imageRef !== undefined) return await pulledResult(outcome, run);
+    lastError = describeError(outcome.error);
+    const next = afterFailedAttempt(target, outcome, lastError, run);
+    if (typeof next !== "number") return next;
     run.emit({
-      type: "attempt-started",
-      image,
+      type: "retry-scheduled",
+      image: target.image,
       attempt,
-      attemptId,
-      timeoutMs,
-      elapsedMs: elapsed(),
+      delayMs: next,
+      elapsedMs: elapsedMs(run),
     });
-    let imageRef: string | undefined;
-    let error: unknown;
-    // Assigned by a callback, which TypeScript cannot see: keep it from narrowing to undefined.
-    let progress = undefined as AttemptProgress | undefined;
-    try {
-      imageRef = await attemptPull(
-        withCredentials,
-        { attempt, attemptId },
-        timeoutMs,
-        run,
-        (p) => progress = p,
-      );
-    } catch (e) {
-      error = e;
-    } finally {
-      release();
-    }
-    const durationMs = run.clock.now() - startedAt;
-    if (imageRef !== undefined) progress = progressWhenPulled(progress);
-    const finished = {
-      type: "attempt-finished" as const,
-      image,
-      attempt,
-      attemptId,
-      startedAt,
-      timeoutMs,
-      durationMs,
-      elapsedMs: elapsed(),
-      receivedBytes: progress?.receivedBytes,
-      bytesPerSecond: progress && durationMs > 0
-        ? Math.round(progress.receivedBytes / (durationMs / 1000))
-        : undefined,
-    };
-    if (imageRef !== undefined) {
-      run.options.gate?.landed(image, { pulled: true });
-      // Asked again while the runtime's socket is away, so the summary knows the image's size.
-      const stored = await lookUpStoredImage(run.options.runtime, imageRef, {
-        signal: run.signal,
-        clock: run.clock,
-      });
-      run.emit({ ...finished, sizeBytes: stored?.sizeBytes });
-      return {
-        image,
-        status: "pulled",
-        attempts: attempt,
-        elapsedMs: elapsed(),
-        sizeBytes: stored?.sizeBytes,
-        imageRef,
-      };
-    }
-    lastError = describeError(error);
-    const rateLimited = isRateLimited(lastError);
-    run.options.gate?.failed(image, { rateLimited });
-    run.emit({ ...finished, error: lastError });
-    if (run.signal.aborted) return failed(target, attempt, lastError, run);
-    if (isPermanentPullError(error)) {
-      return { ...failed(target, attempt, lastError, run), failure: "permanent" };
-    }
-    const delayMs = rateLimited && !run.options.gate
-      ? Math.min(
-        run.options.schedule.maxDelayMs,
-        retryDelayMs(attempt, run.options.schedule, run.random) *
-          (run.options.rateLimitDelayFactor ?? 4),
-      )
-      : retryDelayMs(attempt, run.options.schedule, run.random);
-    if (run.clock.now() + delayMs >= run.deadline) {
-      // The next attempt could not start before the deadline: say so now instead of waiting.
-      return {
-        ...failed(target, attempt, lastError, run),
-        failure: "overall-timeout",
-      };
-    }
-    run.emit({ type: "retry-scheduled", image, attempt, delayMs, elapsedMs: elapsed() });
-    await run.clock.sleep(delayMs, run.signal).catch(() => {});
+    await run.clock.sleep(next, run.signal).catch(() => {});
   }
+}
+
+function elapsedMs(run: Run): number {
+  return run.clock.now() - run.start;
+}
+
+/** The image's result when the node has it already (`IfNotPresent`), told to the gate. */
+async function presentResult(image: string, run: Run): Promise<ImageResult | undefined> {
+  const present = await findImage(image, run).catch(() => undefined);
+  if (!present) return undefined;
+  run.options.gate?.landed(image, { pulled: false });
+  run.emit({ type: "present", image, elapsedMs: elapsedMs(run), sizeBytes: present.sizeBytes });
+  return {
+    image,
+    status: "present",
+    attempts: 0,
+    elapsedMs: elapsedMs(run),
+    sizeBytes: present.sizeBytes,
+    imageRef: present.id,
+  };
+}
+
+/** How one attempt ended: the stored reference, or the error; with its finished event. */
+interface AttemptOutcome {
+  imageRef?: string;
+  error?: unknown;
+  finished: Extract<PullEvent, { type: "attempt-finished" }>;
+}
+
+/**
+ * One attempt from admission to its end: waits for the gate, then for a parallel slot (so an
+ * image that waits never holds a slot), looks up late credentials, pulls. `"stopped"` when the
+ * run ended while it waited.
+ */
+async function oneAttempt(
+  target: PullTarget,
+  attempt: number,
+  run: Run,
+): Promise<AttemptOutcome | "stopped"> {
+  const { image } = target;
+  const timeoutMs = Math.min(
+    attemptTimeoutMs(attempt, run.options.schedule),
+    run.deadline - run.clock.now(),
+  );
+  let release: () => void;
+  try {
+    await run.options.gate?.admit(image, run.signal);
+    release = await run.slots.acquire(run.signal);
+  } catch {
+    return "stopped";
+  }
+  const looked = target.lookupCredentials ? await target.lookupCredentials(run.signal) : [];
+  const withCredentials = { ...target, credentials: [...target.credentials, ...looked] };
+  const startedAt = run.clock.now();
+  const attemptId = run.newAttemptId();
+  run.emit({
+    type: "attempt-started",
+    image,
+    attempt,
+    attemptId,
+    timeoutMs,
+    elapsedMs: elapsedMs(run),
+  });
+  let imageRef: string | undefined;
+  let error: unknown;
+  // Assigned by a callback, which TypeScript cannot see: keep it from narrowing to undefined.
+  let progress = undefined as AttemptProgress | undefined;
+  try {
+    imageRef = await attemptPull(
+      withCredentials,
+      { attempt, attemptId },
+      timeoutMs,
+      run,
+      (p) => progress = p,
+    );
+  } catch (e) {
+    error = e;
+  } finally {
+    release();
+  }
+  if (imageRef !== undefined) progress = progressWhenPulled(progress);
+  const started = { image, attempt, attemptId, startedAt, timeoutMs };
+  return { imageRef, error, finished: finishedEvent(started, progress, run) };
+}
+
+/** The `attempt-finished` event of an attempt, with what it received when that is known. */
+function finishedEvent(
+  started: {
+    image: string;
+    attempt: number;
+    attemptId: string;
+    startedAt: number;
+    timeoutMs: number;
+  },
+  progress: AttemptProgress | undefined,
+  run: Run,
+): AttemptOutcome["finished"] {
+  const durationMs = run.clock.now() - started.startedAt;
+  return {
+    type: "attempt-finished",
+    ...started,
+    durationMs,
+    elapsedMs: elapsedMs(run),
+    receivedBytes: progress?.receivedBytes,
+    bytesPerSecond: progress && durationMs > 0
+      ? Math.round(progress.receivedBytes / (durationMs / 1000))
+      : undefined,
+  };
+}
+
+/** The image's result after a successful attempt, with the size the runtime stored. */
+async function pulledResult(outcome: AttemptOutcome, run: Run): Promise<ImageResult> {
+  const { image, attempt } = outcome.finished;
+  const imageRef = outcome.imageRef!;
+  run.options.gate?.landed(image, { pulled: true });
+  // Asked again while the runtime's socket is away, so the summary knows the image's size.
+  const stored = await lookUpStoredImage(run.options.runtime, imageRef, {
+    signal: run.signal,
+    clock: run.clock,
+  });
+  run.emit({ ...outcome.finished, sizeBytes: stored?.sizeBytes });
+  return {
+    image,
+    status: "pulled",
+    attempts: attempt,
+    elapsedMs: elapsedMs(run),
+    sizeBytes: stored?.sizeBytes,
+    imageRef,
+  };
+}
+
+/**
+ * After a failed attempt: the image's final result (stopped, an error retrying cannot fix, or no
+ * time left for another attempt), or the delay before the next attempt.
+ */
+function afterFailedAttempt(
+  target: PullTarget,
+  outcome: AttemptOutcome,
+  lastError: string,
+  run: Run,
+): ImageResult | number {
+  const { attempt } = outcome.finished;
+  const rateLimited = isRateLimited(lastError);
+  run.options.gate?.failed(target.image, { rateLimited });
+  run.emit({ ...outcome.finished, error: lastError });
+  if (run.signal.aborted) return failed(target, attempt, lastError, run);
+  if (isPermanentPullError(outcome.error)) {
+    return { ...failed(target, attempt, lastError, run), failure: "permanent" };
+  }
+  const delayMs = retryDelay(attempt, rateLimited, run);
+  if (run.clock.now() + delayMs >= run.deadline) {
+    // The next attempt could not start before the deadline: say so now instead of waiting.
+    return { ...failed(target, attempt, lastError, run), failure: "overall-timeout" };
+  }
+  return delayMs;
+}
+
+/**
+ * The delay before the next attempt; longer after a registry's rate limit when no gate
+ * (cluster-wide waves) is there to slow the whole cluster down instead.
+ */
+function retryDelay(attempt: number, rateLimited: boolean, run: Run): number {
+  const delayMs = retryDelayMs(attempt, run.options.schedule, run.random);
+  if (!rateLimited || run.options.gate) return delayMs;
+  return Math.min(
+    run.options.schedule.maxDelayMs,
+    delayMs * (run.options.rateLimitDelayFactor ?? 4),
+  );
 }
 
 /**
