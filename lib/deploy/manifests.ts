@@ -244,81 +244,23 @@ interface Resolved {
   waves?: { firstWave: number; fanout: number; maxNodesPulling: number };
 }
 
+/**
+ * Checks every option and fills in the defaults. The checks run in a fixed order, so with
+ * several bad inputs the first one named is always the same.
+ */
 function resolveOptions(name: string, options: ManifestOptions): Resolved {
-  if (!(name.length <= MAX_NAME_LENGTH && isDns1035Label(name))) {
-    throw new DeployInputError(
-      `The instance name "${name}" is not valid: use at most ${MAX_NAME_LENGTH} lowercase ` +
-        `letters, digits and '-', starting with a letter and ending with a letter or digit, ` +
-        `like my-images.`,
-    );
-  }
-  const namespace = options.namespace ?? "default";
-  if (!isDns1123Label(namespace)) {
-    throw new DeployInputError(
-      `--namespace "${namespace}" is not a valid namespace name: use at most 63 lowercase ` +
-        `letters, digits and '-', like prefetch-images.`,
-    );
-  }
-  const flavor = options.flavor ?? "vanilla";
-  if (!K8S_FLAVORS.includes(flavor)) {
-    throw new DeployInputError(
-      `--k8s-flavor must be vanilla (containerd) or ocp (OpenShift, CRI-O), not "${flavor}".`,
-    );
-  }
+  checkName(name);
+  const namespace = resolveNamespace(options);
+  const flavor = resolveFlavor(options);
   const imageRepo = options.imageRepo ?? DEFAULT_IMAGE_REPO;
   const version = options.version ?? DEFAULT_VERSION;
-  if (options.secret !== undefined && !isDns1123Subdomain(options.secret)) {
-    throw new DeployInputError(
-      `--secret "${options.secret}" is not a valid Secret name: use lowercase letters, digits, ` +
-        `'-' and '.', like my-pull-secret.`,
-    );
-  }
-  const waves = resolveWaves(options);
-  const collectMetrics = (options.collectMetrics ?? false) || waves !== undefined;
-  if (options.metricsServiceType !== undefined && !collectMetrics) {
-    throw new DeployInputError(
-      "--metrics-service-type only applies with --collect-metrics; add --collect-metrics or " +
-        "leave --metrics-service-type out.",
-    );
-  }
-  const pin = options.pin ?? false;
-  if (pin && flavor === "ocp") {
-    throw new DeployInputError(
-      "--pin works with containerd (--k8s-flavor vanilla) only: CRI-O on OpenShift does not " +
-        "take pins from a client; leave --pin out there.",
-    );
-  }
-  const metricsServiceType = options.metricsServiceType ?? "ClusterIP";
-  if (!METRICS_SERVICE_TYPES.includes(metricsServiceType)) {
-    throw new DeployInputError(
-      `--metrics-service-type must be ClusterIP or LoadBalancer, not "${metricsServiceType}".`,
-    );
-  }
-  const nodeSelector = { "kubernetes.io/os": "linux", ...options.nodeSelector };
-  for (const [key, value] of Object.entries(nodeSelector)) {
-    if (!isLabelKey(key) || !isLabelValue(value)) {
-      throw new DeployInputError(
-        `--node-selector "${key}=${value}" is not a valid label: keys are [prefix/]name and ` +
-          `values at most 63 of [A-Za-z0-9-_.], like node-role.kubernetes.io/worker=.`,
-      );
-    }
-  }
-  if (options.priorityClass !== undefined && !isDns1123Subdomain(options.priorityClass)) {
-    throw new DeployInputError(
-      `--priority-class "${options.priorityClass}" is not a valid PriorityClass name: use ` +
-        `lowercase letters, digits, '-' and '.', like system-node-critical.`,
-    );
-  }
-  const criSocket = options.criSocket ?? DEFAULT_CRI_SOCKETS[flavor];
-  if (
-    !/^(\/[A-Za-z0-9_.+-]+){2,}$/.test(criSocket) ||
-    criSocket.split("/").some((part) => part === "." || part === "..")
-  ) {
-    throw new DeployInputError(
-      `--cri-socket "${criSocket}" must be an absolute path to a socket in a directory below /, ` +
-        `like /run/k3s/containerd/containerd.sock.`,
-    );
-  }
+  checkSecret(options);
+  const { waves, collectMetrics } = resolveMetrics(options);
+  const pin = resolvePin(options, flavor);
+  const metricsServiceType = resolveMetricsServiceType(options);
+  const nodeSelector = resolveNodeSelector(options);
+  checkPriorityClass(options);
+  const criSocket = resolveCriSocket(options, flavor);
   const fetchFlags = { ...options.fetchFlags };
   validateFetchTuning(fetchFlags);
   const nodeUpdates = options.nodeUpdates ?? {};
@@ -342,6 +284,121 @@ function resolveOptions(name: string, options: ManifestOptions): Resolved {
     nodeApi: nodeVerbs(nodeUpdates).length > 0,
     waves,
   };
+}
+
+/** The instance name must leave room for `-metrics` in a Service name. */
+function checkName(name: string): void {
+  if (!(name.length <= MAX_NAME_LENGTH && isDns1035Label(name))) {
+    throw new DeployInputError(
+      `The instance name "${name}" is not valid: use at most ${MAX_NAME_LENGTH} lowercase ` +
+        `letters, digits and '-', starting with a letter and ending with a letter or digit, ` +
+        `like my-images.`,
+    );
+  }
+}
+
+function resolveNamespace(options: ManifestOptions): string {
+  const namespace = options.namespace ?? "default";
+  if (!isDns1123Label(namespace)) {
+    throw new DeployInputError(
+      `--namespace "${namespace}" is not a valid namespace name: use at most 63 lowercase ` +
+        `letters, digits and '-', like prefetch-images.`,
+    );
+  }
+  return namespace;
+}
+
+function resolveFlavor(options: ManifestOptions): K8sFlavor {
+  const flavor = options.flavor ?? "vanilla";
+  if (!K8S_FLAVORS.includes(flavor)) {
+    throw new DeployInputError(
+      `--k8s-flavor must be vanilla (containerd) or ocp (OpenShift, CRI-O), not "${flavor}".`,
+    );
+  }
+  return flavor;
+}
+
+function checkSecret(options: ManifestOptions): void {
+  if (options.secret !== undefined && !isDns1123Subdomain(options.secret)) {
+    throw new DeployInputError(
+      `--secret "${options.secret}" is not a valid Secret name: use lowercase letters, digits, ` +
+        `'-' and '.', like my-pull-secret.`,
+    );
+  }
+}
+
+/** Whether the metrics server runs (`waves` brings it too); refuses its flags without it. */
+function resolveMetrics(
+  options: ManifestOptions,
+): { waves: Resolved["waves"]; collectMetrics: boolean } {
+  const waves = resolveWaves(options);
+  const collectMetrics = (options.collectMetrics ?? false) || waves !== undefined;
+  if (options.metricsServiceType !== undefined && !collectMetrics) {
+    throw new DeployInputError(
+      "--metrics-service-type only applies with --collect-metrics; add --collect-metrics or " +
+        "leave --metrics-service-type out.",
+    );
+  }
+  return { waves, collectMetrics };
+}
+
+function resolvePin(options: ManifestOptions, flavor: K8sFlavor): boolean {
+  const pin = options.pin ?? false;
+  if (pin && flavor === "ocp") {
+    throw new DeployInputError(
+      "--pin works with containerd (--k8s-flavor vanilla) only: CRI-O on OpenShift does not " +
+        "take pins from a client; leave --pin out there.",
+    );
+  }
+  return pin;
+}
+
+function resolveMetricsServiceType(options: ManifestOptions): MetricsServiceType {
+  const metricsServiceType = options.metricsServiceType ?? "ClusterIP";
+  if (!METRICS_SERVICE_TYPES.includes(metricsServiceType)) {
+    throw new DeployInputError(
+      `--metrics-service-type must be ClusterIP or LoadBalancer, not "${metricsServiceType}".`,
+    );
+  }
+  return metricsServiceType;
+}
+
+/** The given labels and `kubernetes.io/os: linux`, each checked. */
+function resolveNodeSelector(options: ManifestOptions): Record<string, string> {
+  const nodeSelector = { "kubernetes.io/os": "linux", ...options.nodeSelector };
+  for (const [key, value] of Object.entries(nodeSelector)) {
+    if (!isLabelKey(key) || !isLabelValue(value)) {
+      throw new DeployInputError(
+        `--node-selector "${key}=${value}" is not a valid label: keys are [prefix/]name and ` +
+          `values at most 63 of [A-Za-z0-9-_.], like node-role.kubernetes.io/worker=.`,
+      );
+    }
+  }
+  return nodeSelector;
+}
+
+function checkPriorityClass(options: ManifestOptions): void {
+  if (options.priorityClass !== undefined && !isDns1123Subdomain(options.priorityClass)) {
+    throw new DeployInputError(
+      `--priority-class "${options.priorityClass}" is not a valid PriorityClass name: use ` +
+        `lowercase letters, digits, '-' and '.', like system-node-critical.`,
+    );
+  }
+}
+
+/** The flavor's socket unless given; its directory is what gets mounted, so it needs one. */
+function resolveCriSocket(options: ManifestOptions, flavor: K8sFlavor): string {
+  const criSocket = options.criSocket ?? DEFAULT_CRI_SOCKETS[flavor];
+  if (
+    !/^(\/[A-Za-z0-9_.+-]+){2,}$/.test(criSocket) ||
+    criSocket.split("/").some((part) => part === "." || part === "..")
+  ) {
+    throw new DeployInputError(
+      `--cri-socket "${criSocket}" must be an absolute path to a socket in a directory below /, ` +
+        `like /run/k3s/containerd/containerd.sock.`,
+    );
+  }
+  return criSocket;
 }
 
 function resolveWaves(options: ManifestOptions): Resolved["waves"] {
