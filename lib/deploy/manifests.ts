@@ -764,40 +764,45 @@ function metricsDeployment(o: Resolved): KubernetesObject {
           securityContext: { seccompProfile: { type: "RuntimeDefault" } },
           nodeSelector: { "kubernetes.io/os": "linux" },
           ...imagePullSecrets(o),
-          containers: [{
-            name: "aggregate-metrics",
-            image: o.image,
-            args: [
-              "aggregate-metrics",
-              "--grpc-port",
-              String(METRICS_GRPC_PORT),
-              "--http-port",
-              String(METRICS_HTTP_PORT),
-              "--state-file",
-              `${METRICS_STATE_DIR}/attempts.ndjson`,
-              "--token-file",
-              TOKEN_FILE,
-              ...wavesArgs(o),
-            ],
-            // The attempts outlive a crash of the container: the pod's emptyDir is kept.
-            volumeMounts: [{ name: "state", mountPath: METRICS_STATE_DIR }, tokenMount()],
-            ports: [
-              { name: "grpc", containerPort: METRICS_GRPC_PORT, protocol: "TCP" },
-              { name: "http", containerPort: METRICS_HTTP_PORT, protocol: "TCP" },
-            ],
-            readinessProbe: { tcpSocket: { port: "grpc" }, periodSeconds: 5 },
-            // About 600 B per attempt kept (bench/aggregator.ts: 390 MiB for 5,000 nodes x 100
-            // images); the limit leaves room for that and for serving /metrics.
-            resources: {
-              requests: { cpu: "20m", memory: "96Mi" },
-              limits: { cpu: "1", memory: "1Gi" },
-            },
-            securityContext: nonRoot(o),
-          }],
+          containers: [aggregateMetricsContainer(o)],
           volumes: [{ name: "state", emptyDir: { sizeLimit: "1Gi" } }, tokenVolume(o)],
         },
       },
     },
+  };
+}
+
+/** The `aggregate-metrics` container: receives the attempts on gRPC, serves `/metrics`. */
+function aggregateMetricsContainer(o: Resolved): Json {
+  return {
+    name: "aggregate-metrics",
+    image: o.image,
+    args: [
+      "aggregate-metrics",
+      "--grpc-port",
+      String(METRICS_GRPC_PORT),
+      "--http-port",
+      String(METRICS_HTTP_PORT),
+      "--state-file",
+      `${METRICS_STATE_DIR}/attempts.ndjson`,
+      "--token-file",
+      TOKEN_FILE,
+      ...wavesArgs(o),
+    ],
+    // The attempts outlive a crash of the container: the pod's emptyDir is kept.
+    volumeMounts: [{ name: "state", mountPath: METRICS_STATE_DIR }, tokenMount()],
+    ports: [
+      { name: "grpc", containerPort: METRICS_GRPC_PORT, protocol: "TCP" },
+      { name: "http", containerPort: METRICS_HTTP_PORT, protocol: "TCP" },
+    ],
+    readinessProbe: { tcpSocket: { port: "grpc" }, periodSeconds: 5 },
+    // About 600 B per attempt kept (bench/aggregator.ts: 390 MiB for 5,000 nodes x 100
+    // images); the limit leaves room for that and for serving /metrics.
+    resources: {
+      requests: { cpu: "20m", memory: "96Mi" },
+      limits: { cpu: "1", memory: "1Gi" },
+    },
+    securityContext: nonRoot(o),
   };
 }
 
