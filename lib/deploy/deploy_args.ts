@@ -11,7 +11,7 @@ import {
   type CredentialProviderKind,
   type CredentialProviderOptions,
 } from "./credential_provider.ts";
-import { DEFAULT_NODE_LABEL_PREFIX } from "./node_updates.ts";
+import { DEFAULT_NODE_LABEL_PREFIX, type NodeUpdateOptions } from "./node_updates.ts";
 import { FETCH_TUNING_DEFAULTS, type FetchTuning, type FetchTuningFlag } from "./fetch_tuning.ts";
 import {
   DEFAULT_CRI_SOCKETS,
@@ -263,6 +263,51 @@ const HELP = 'run "deploy.ts --help" for the flags';
  * checked by `renderManifests`. Throws {@linkcode DeployInputError}.
  */
 export function parseDeployArgs(args: readonly string[]): DeployInvocation {
+  const commandLine = splitCommandLine(args);
+  if (commandLine === "help" || commandLine.flags.on("help")) return { kind: "help" };
+  const name = onlyName(commandLine.positionals);
+  const { flags, nodeSelectors } = commandLine;
+  const options: ManifestOptions = {
+    namespace: flags.text("namespace"),
+    flavor: flags.text("k8s-flavor") as K8sFlavor | undefined,
+    imageRepo: flags.text("image-repo"),
+    version: flags.text("version"),
+    secret: flags.text("secret"),
+    collectMetrics: flags.on("collect-metrics"),
+    pin: flags.on("pin") ? true : undefined,
+    ...wavesOptions(flags),
+    metricsServiceType: flags.text("metrics-service-type") as MetricsServiceType | undefined,
+    nodeSelector: nodeSelectors.length > 0 ? parseNodeSelector(nodeSelectors) : undefined,
+    priorityClass: flags.text("priority-class"),
+    criSocket: flags.text("cri-socket"),
+    fetchFlags: fetchTuningOptions(flags),
+    credentialProvider: credentialProviderOptions(flags),
+    nodeUpdates: nodeUpdateOptions(flags),
+  };
+  // Unset options stay out, so `renderManifests` applies its defaults.
+  for (const key of Object.keys(options) as (keyof ManifestOptions)[]) {
+    if (options[key] === undefined) delete options[key];
+  }
+  return { kind: "render", name, options };
+}
+
+/** The flags given on the command line, by name without dashes (`--node-selector` apart). */
+interface GivenFlags {
+  /** The value of a flag that takes one, if given. */
+  text(flag: string): string | undefined;
+  /** Whether a boolean flag is on. */
+  on(flag: string): boolean;
+}
+
+/** A command line cut into its flags, its `--node-selector` values and its other arguments. */
+interface CommandLine {
+  flags: GivenFlags;
+  nodeSelectors: string[];
+  positionals: string[];
+}
+
+/** Cuts the command line into flags and positionals; `"help"` as soon as `-h` is seen. */
+function splitCommandLine(args: readonly string[]): CommandLine | "help" {
   const values = new Map<string, string | boolean>();
   const nodeSelectors: string[] = [];
   const positionals: string[] = [];
@@ -272,35 +317,13 @@ export function parseDeployArgs(args: readonly string[]): DeployInvocation {
       positionals.push(...args.slice(i + 1));
       break;
     }
-    if (arg === "-h") return { kind: "help" };
+    if (arg === "-h") return "help";
     if (!arg.startsWith("-") || arg === "-") {
       positionals.push(arg);
       continue;
     }
-    const body = arg.replace(/^--?/, "");
-    const eq = body.indexOf("=");
-    const flag = eq === -1 ? body : body.slice(0, eq);
-    const inline = eq === -1 ? undefined : body.slice(eq + 1);
-    const spec = Object.hasOwn(DEPLOY_FLAGS, flag) ? DEPLOY_FLAGS[flag] : undefined;
-    if (spec === undefined) {
-      throw new DeployInputError(`Unknown flag "${arg}"; ${HELP}.`);
-    }
-    let value: string | boolean;
-    if (spec.type === "boolean") {
-      if (inline === undefined || inline === "true") value = true;
-      else if (inline === "false") value = false;
-      else {
-        throw new DeployInputError(`--${flag} takes no value (or =true, =false), not "${inline}".`);
-      }
-    } else if (inline !== undefined) {
-      value = inline;
-    } else if (i + 1 < args.length && !args[i + 1].startsWith("-")) {
-      value = args[++i];
-    } else {
-      throw new DeployInputError(
-        `--${flag} needs a value, like --${flag} ${example(flag, spec)}; ${HELP}.`,
-      );
-    }
+    const { flag, value, next } = readFlag(args, i);
+    i = next;
     if (flag === "node-selector") {
       nodeSelectors.push(value as string);
       continue;
@@ -310,58 +333,84 @@ export function parseDeployArgs(args: readonly string[]): DeployInvocation {
     }
     values.set(flag, value);
   }
-  if (values.get("help") === true) return { kind: "help" };
-  const name = onlyName(positionals);
-  const str = (flag: string) => values.get(flag) as string | undefined;
-  const fetchFlags: FetchTuning = {};
-  for (const flag of Object.keys(FETCH_TUNING_DEFAULTS) as FetchTuningFlag[]) {
-    const value = str(flag);
-    if (value !== undefined) fetchFlags[flag] = value.trim();
-  }
-  const options: ManifestOptions = {
-    namespace: str("namespace"),
-    flavor: str("k8s-flavor") as K8sFlavor | undefined,
-    imageRepo: str("image-repo"),
-    version: str("version"),
-    secret: str("secret"),
-    collectMetrics: values.get("collect-metrics") === true,
-    pin: values.get("pin") === true ? true : undefined,
-    waves: values.get("waves") === true,
-    firstWave: wholeNumber(str("first-wave"), "first-wave"),
-    fanout: wholeNumber(str("fanout"), "fanout"),
-    maxNodesPulling: wholeNumber(str("max-nodes-pulling"), "max-nodes-pulling"),
-    metricsServiceType: str("metrics-service-type") as MetricsServiceType | undefined,
-    nodeSelector: nodeSelectors.length > 0 ? parseNodeSelector(nodeSelectors) : undefined,
-    priorityClass: str("priority-class"),
-    criSocket: str("cri-socket"),
-    fetchFlags,
-    credentialProvider: credentialProviderOptions(str),
-    nodeUpdates: values.get("label-nodes") === true ||
-        str("node-label-prefix") !== undefined || str("remove-startup-taint") !== undefined
-      ? {
-        labelNodes: values.get("label-nodes") === true,
-        ...(str("node-label-prefix") === undefined
-          ? {}
-          : { labelPrefix: str("node-label-prefix") }),
-        ...(str("remove-startup-taint") === undefined
-          ? {}
-          : { startupTaint: str("remove-startup-taint") }),
-      }
-      : undefined,
+  const flags: GivenFlags = {
+    text: (flag) => values.get(flag) as string | undefined,
+    on: (flag) => values.get(flag) === true,
   };
-  // Unset options stay out, so `renderManifests` applies its defaults.
-  for (const key of Object.keys(options) as (keyof ManifestOptions)[]) {
-    if (options[key] === undefined) delete options[key];
-  }
-  return { kind: "render", name, options };
+  return { flags, nodeSelectors, positionals };
 }
 
-function credentialProviderOptions(
-  str: (flag: string) => string | undefined,
-): CredentialProviderOptions | undefined {
-  const kind = str("credential-provider");
-  const configFile = str("credential-provider-config");
-  const binDir = str("credential-provider-bin-dir");
+/**
+ * Reads the flag at `args[i]` and its value: `=value` inline, or the next argument when the flag
+ * takes one. `next` is the index of the last argument read.
+ */
+function readFlag(
+  args: readonly string[],
+  i: number,
+): { flag: string; value: string | boolean; next: number } {
+  const arg = args[i];
+  const body = arg.replace(/^--?/, "");
+  const eq = body.indexOf("=");
+  const flag = eq === -1 ? body : body.slice(0, eq);
+  const inline = eq === -1 ? undefined : body.slice(eq + 1);
+  const spec = Object.hasOwn(DEPLOY_FLAGS, flag) ? DEPLOY_FLAGS[flag] : undefined;
+  if (spec === undefined) {
+    throw new DeployInputError(`Unknown flag "${arg}"; ${HELP}.`);
+  }
+  if (spec.type === "boolean") {
+    if (inline === undefined || inline === "true") return { flag, value: true, next: i };
+    if (inline === "false") return { flag, value: false, next: i };
+    throw new DeployInputError(`--${flag} takes no value (or =true, =false), not "${inline}".`);
+  }
+  if (inline !== undefined) return { flag, value: inline, next: i };
+  if (i + 1 < args.length && !args[i + 1].startsWith("-")) {
+    return { flag, value: args[i + 1], next: i + 1 };
+  }
+  throw new DeployInputError(
+    `--${flag} needs a value, like --${flag} ${example(flag, spec)}; ${HELP}.`,
+  );
+}
+
+/** `--waves` and its tuning; the numbers are checked for range by `renderManifests`. */
+function wavesOptions(
+  flags: GivenFlags,
+): Pick<ManifestOptions, "waves" | "firstWave" | "fanout" | "maxNodesPulling"> {
+  return {
+    waves: flags.on("waves"),
+    firstWave: wholeNumber(flags.text("first-wave"), "first-wave"),
+    fanout: wholeNumber(flags.text("fanout"), "fanout"),
+    maxNodesPulling: wholeNumber(flags.text("max-nodes-pulling"), "max-nodes-pulling"),
+  };
+}
+
+/** The `fetch` tuning flags given, trimmed; checked by `renderManifests`. */
+function fetchTuningOptions(flags: GivenFlags): FetchTuning {
+  const fetchFlags: FetchTuning = {};
+  for (const flag of Object.keys(FETCH_TUNING_DEFAULTS) as FetchTuningFlag[]) {
+    const value = flags.text(flag);
+    if (value !== undefined) fetchFlags[flag] = value.trim();
+  }
+  return fetchFlags;
+}
+
+/** Node labels and the startup taint, if any of their flags is given. */
+function nodeUpdateOptions(flags: GivenFlags): NodeUpdateOptions | undefined {
+  const labelPrefix = flags.text("node-label-prefix");
+  const startupTaint = flags.text("remove-startup-taint");
+  if (!flags.on("label-nodes") && labelPrefix === undefined && startupTaint === undefined) {
+    return undefined;
+  }
+  return {
+    labelNodes: flags.on("label-nodes"),
+    ...(labelPrefix === undefined ? {} : { labelPrefix }),
+    ...(startupTaint === undefined ? {} : { startupTaint }),
+  };
+}
+
+function credentialProviderOptions(flags: GivenFlags): CredentialProviderOptions | undefined {
+  const kind = flags.text("credential-provider");
+  const configFile = flags.text("credential-provider-config");
+  const binDir = flags.text("credential-provider-bin-dir");
   if (kind === undefined) {
     if (configFile !== undefined || binDir !== undefined) {
       throw new DeployInputError(
