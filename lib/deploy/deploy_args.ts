@@ -461,8 +461,9 @@ function onlyName(positionals: string[]): string {
     ].join(" ");
     throw new DeployInputError(
       `deploy takes one argument, the instance name, and got ${positionals.length} ` +
-        `(${positionals.join(" ")}); the version${flavor === undefined ? "" : " and flavor"} ` +
-        `are flags now: "${name} ${flags}".`,
+        `(${positionals.join(" ")}); ` +
+        `${flavor === undefined ? "the version is a flag" : "the version and flavor are flags"} ` +
+        `now: "${name} ${flags}".`,
     );
   }
   throw new DeployInputError(
