@@ -478,7 +478,10 @@ Deno.test("bad input is one sentence naming the fix", () => {
       [[], /instance name is missing/],
       [["My_Images"], /"My_Images" is not valid.*like my-images/],
       [["a".repeat(56)], /at most 55/],
-      [["my-images", "v0.2.2", "vanilla"], /version and flavor are flags now: "my-images --version v0.2.2 --k8s-flavor vanilla"/],
+      [
+        ["my-images", "v0.2.2", "vanilla"],
+        /version and flavor are flags now: "my-images --version v0.2.2 --k8s-flavor vanilla"/,
+      ],
       [["my-images", "v0.2.2"], /the version is a flag now: "my-images --version v0.2.2"/],
       [["my-images", "other"], /takes one argument.*got 2/],
       [["my-images", "--k8s-flavor", "openshift"], /vanilla .* or ocp .*not "openshift"/],
