@@ -15,6 +15,7 @@
 import * as grpc from "@grpc/grpc-js";
 import imagesProto from "../../proto/containerd_images.proto" with { type: "text" };
 import { loadProto, serviceConstructor } from "../core/proto.ts";
+import { containerdUnary } from "./_containerd_call.ts";
 import { socketTarget } from "./cri_client.ts";
 
 /** The label containerd's CRI plugin reads to report an image as pinned. */
@@ -55,14 +56,6 @@ export class ImagesServiceError extends Error {
     this.code = error.code;
   }
 }
-
-type Callback = (error: grpc.ServiceError | null, response: unknown) => void;
-type UnaryMethod = (
-  request: unknown,
-  metadata: grpc.Metadata,
-  options: grpc.CallOptions,
-  callback: Callback,
-) => grpc.ClientUnaryCall;
 
 interface RawImage {
   name: string;
@@ -150,21 +143,11 @@ export class ContainerdImages implements ImageLabeler, Disposable {
   }
 
   #unary<T>(method: string, request: unknown, signal: AbortSignal | undefined): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      if (signal?.aborted) return reject(signal.reason);
-      const onAbort = () => call.cancel();
-      const fn = (this.#client as unknown as Record<string, UnaryMethod>)[method]
-        .bind(this.#client);
-      const metadata = new grpc.Metadata();
-      metadata.set("containerd-namespace", this.#namespace);
-      const deadline = Date.now() + this.#timeoutMs;
-      const call = fn(request, metadata, { deadline }, (error, response) => {
-        signal?.removeEventListener("abort", onAbort);
-        if (signal?.aborted) reject(signal.reason);
-        else if (error) reject(new ImagesServiceError(method, this.socket, error));
-        else resolve(response as T);
-      });
-      signal?.addEventListener("abort", onAbort, { once: true });
+    return containerdUnary<T>(this.#client, method, request, {
+      namespace: this.#namespace,
+      deadline: Date.now() + this.#timeoutMs,
+      signal,
+      error: (error) => new ImagesServiceError(method, this.socket, error),
     });
   }
 }

@@ -28,6 +28,7 @@ import contentProto from "../../proto/containerd_content.proto" with { type: "te
 import { type ImageReference, parseImageReference } from "../image/reference.ts";
 import { loadProto, serviceConstructor } from "../core/proto.ts";
 import type { ImageProgress, ProgressSource, SampleOptions } from "../pull/progress_source.ts";
+import { containerdUnary, namespaceMetadata } from "./_containerd_call.ts";
 import { socketTarget } from "./cri_client.ts";
 
 /** Options for {@linkcode ContainerdProgressSource}. */
@@ -258,13 +259,6 @@ export async function probeProgress(
   }
 }
 
-type Callback = (error: grpc.ServiceError | null, response: unknown) => void;
-type UnaryMethod = (
-  request: unknown,
-  metadata: grpc.Metadata,
-  options: grpc.CallOptions,
-  callback: Callback,
-) => grpc.ClientUnaryCall;
 type StreamMethod = (
   request: unknown,
   metadata: grpc.Metadata,
@@ -592,9 +586,7 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
   }
 
   #metadata(): grpc.Metadata {
-    const metadata = new grpc.Metadata();
-    metadata.set("containerd-namespace", this.#namespace);
-    return metadata;
+    return namespaceMetadata(this.#namespace);
   }
 
   #unary<T>(
@@ -603,18 +595,11 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
     signal: AbortSignal | undefined,
     deadline: number,
   ): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      if (signal?.aborted) return reject(signal.reason);
-      const onAbort = () => call.cancel();
-      const fn = (this.#client as unknown as Record<string, UnaryMethod>)[method]
-        .bind(this.#client);
-      const call = fn(request, this.#metadata(), { deadline }, (error, response) => {
-        signal?.removeEventListener("abort", onAbort);
-        if (signal?.aborted) reject(signal.reason);
-        else if (error) reject(new ContentServiceError(method, this.socket, error));
-        else resolve(response as T);
-      });
-      signal?.addEventListener("abort", onAbort, { once: true });
+    return containerdUnary<T>(this.#client, method, request, {
+      namespace: this.#namespace,
+      deadline,
+      signal,
+      error: (error) => new ContentServiceError(method, this.socket, error),
     });
   }
 
