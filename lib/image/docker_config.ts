@@ -386,10 +386,16 @@ function decodeAuth(auth: string): [string, string] | undefined {
   return colon === -1 ? undefined : [decoded.slice(0, colon), decoded.slice(colon + 1)];
 }
 
-/** The JSON.parse error without the input excerpt V8 adds, which could contain a secret. */
+/**
+ * The JSON.parse error without the input excerpt V8 adds, which could contain a secret, and on one
+ * line: an unexpected line break is named `'\n'`, not written out.
+ */
 function describeJsonError(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
-  return message.replace(/, (?:\.\.\.)?".*"(?:\.\.\.)? is not valid JSON$/s, "");
+  return message
+    .replace(/, (?:\.\.\.)?".*"(?:\.\.\.)? is not valid JSON$/s, "")
+    .replace(/\r/g, "\\r")
+    .replace(/\n/g, "\\n");
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -85,6 +85,11 @@ Deno.test("parseDockerConfig() rejects unusable files with a DockerConfigError n
     ["JSON with a bare secret", `{"auths":{"r":{"password": ${SECRET}}}}`, /is not valid JSON/],
     ["JSON with a trailing secret", `{"auths":{}} ${SECRET}`, /is not valid JSON \(.*position/],
     ["empty file", "", /is not valid JSON \(Unexpected end of JSON input\)/],
+    [
+      "an unexpected line break",
+      `{"auths": t\nrue}`,
+      /is not valid JSON \(Unexpected token '\\n'\)/,
+    ],
     ["an array", "[]", /does not hold a JSON object \(found an array\)/],
     ["null", "null", /does not hold a JSON object \(found null\)/],
     ["a string", `"${SECRET}"`, /does not hold a JSON object \(found a string\)/],

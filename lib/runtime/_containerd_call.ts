@@ -6,6 +6,10 @@
  * @module
  */
 import * as grpc from "@grpc/grpc-js";
+import { installHttp2GoawayMitigation } from "../core/http2_goaway_mitigation.ts";
+
+// Every module that speaks gRPC installs it before a session can exist (denoland/deno#36788).
+installHttp2GoawayMitigation();
 
 type Callback = (error: grpc.ServiceError | null, response: unknown) => void;
 
