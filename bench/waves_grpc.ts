@@ -10,9 +10,9 @@
  * Run: deno run -A bench/waves_grpc.ts [nodes] [images] [seconds]
  */
 import { WavesClient } from "../lib/waves/client/waves_client.ts";
-import type { WireAdmitRequest } from "../lib/waves/protocol.ts";
 import { formatBytes } from "../lib/core/log.ts";
 import { startMetricsServerProcess } from "../testing/metrics_server_process.ts";
+import { admitRequest } from "../testing/admit_request.ts";
 
 const NODES = Number(Deno.args[0] ?? 5_000);
 const IMAGES = Number(Deno.args[1] ?? 100);
@@ -23,19 +23,6 @@ async function rss(pid: number): Promise<{ now: string; peak: string }> {
   const status = await Deno.readTextFile(`/proc/${pid}/status`);
   const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)![1]) * 1024;
   return { now: formatBytes(kb("VmRSS")), peak: formatBytes(kb("VmHWM")) };
-}
-
-function request(node: string, fields: Partial<WireAdmitRequest>): WireAdmitRequest {
-  return {
-    node,
-    want: [],
-    progressed: [],
-    pulled: [],
-    present: [],
-    failed: [],
-    full_report: false,
-    ...fields,
-  };
 }
 
 await using server = await startMetricsServerProcess({ args: ["--waves", "--fanout", "4"] });
@@ -68,7 +55,7 @@ await Promise.all(channels.map(async (client) => {
     const pulled = admitted[n];
     for (const image of pulled) have[n].add(image);
     const want = images.filter((image) => !have[n].has(image));
-    const answer = await client.admit(request(nodes[n], { want, pulled }), never);
+    const answer = await client.admit(admitRequest(nodes[n], { want, pulled }), never);
     admitted[n] = want.filter((_, i) => answer.decisions[i].pull);
     if (want.length === 0) {
       finished[n] = true;
@@ -86,7 +73,10 @@ async function probe(count: number): Promise<number[]> {
   const waits: number[] = [];
   for (let i = 0; i < count; i++) {
     const t0 = performance.now();
-    await client.admit(request(`probe-${i}`, { want: [`probe.example/fresh-${i}:v1`] }), never);
+    await client.admit(
+      admitRequest(`probe-${i}`, { want: [`probe.example/fresh-${i}:v1`] }),
+      never,
+    );
     waits.push(performance.now() - t0);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -100,7 +90,7 @@ const background = Promise.all(channels.map(async (client) => {
     const n = next++ % NODES;
     const want = images.filter((image) => !have[n].has(image)).slice(0, 100);
     await client.admit(
-      request(nodes[n], { want: want.length ? want : images.slice(0, 10) }),
+      admitRequest(nodes[n], { want: want.length ? want : images.slice(0, 10) }),
       never,
     );
   }

@@ -4,25 +4,12 @@
  */
 import assert from "node:assert/strict";
 import { WavesClient } from "../lib/waves/client/waves_client.ts";
-import type { WireAdmitRequest } from "../lib/waves/protocol.ts";
 import { startMetricsServerProcess } from "../testing/metrics_server_process.ts";
 import { ensureDebianPackages } from "../testing/stack/packages.ts";
+import { admitRequest } from "../testing/admit_request.ts";
 
 const TOKEN = "report-token";
 const never = new AbortController().signal;
-
-function request(node: string, fields: Partial<WireAdmitRequest>): WireAdmitRequest {
-  return {
-    node,
-    want: [],
-    progressed: [],
-    pulled: [],
-    present: [],
-    failed: [],
-    full_report: false,
-    ...fields,
-  };
-}
 
 Deno.test("the report shows per image who has, pulls and waits, and the bound per registry", async () => {
   await ensureDebianPackages([{ name: "chromium", binary: "chromium" }]);
@@ -39,12 +26,15 @@ Deno.test("the report shows per image who has, pulls and waits, and the bound pe
   });
   const app = "registry.example/team/app:v1";
   const db = "registry.example/team/db:v1";
-  await client.admit(request("node-1", { want: [app] }), never);
-  await client.admit(request("node-1", { pulled: [app] }), never);
+  await client.admit(admitRequest("node-1", { want: [app] }), never);
+  await client.admit(admitRequest("node-1", { pulled: [app] }), never);
   for (const node of ["node-2", "node-3", "node-4"]) {
-    await client.admit(request(node, { want: [app, db] }), never);
+    await client.admit(admitRequest(node, { want: [app, db] }), never);
   }
-  await client.admit(request("node-2", { failed: [{ image: db, rate_limited: true }] }), never);
+  await client.admit(
+    admitRequest("node-2", { failed: [{ image: db, rate_limited: true }] }),
+    never,
+  );
 
   const profile = await Deno.makeTempDir({ prefix: "chromium-profile-" });
   try {

@@ -4,9 +4,9 @@ import { Logger } from "../../core/log.ts";
 import { startMetricsServer } from "../../metrics/server/server.ts";
 import { MetricsStore } from "../../metrics/server/store.ts";
 import { WaveCoordinator } from "../coordinator.ts";
-import type { WireAdmitRequest } from "../protocol.ts";
 import { WavesClient, WavesRefusedError } from "../client/waves_client.ts";
 import { retryAfterMs, wavesEndpoint } from "./admit_handler.ts";
+import { admitRequest } from "../../../testing/admit_request.ts";
 
 const APP = "registry.example/app:1";
 
@@ -26,36 +26,23 @@ async function start(token?: string) {
   return { server, waves, lines };
 }
 
-function request(node: string, extra: Partial<WireAdmitRequest> = {}): WireAdmitRequest {
-  return {
-    node,
-    want: [],
-    progressed: [],
-    pulled: [],
-    present: [],
-    failed: [],
-    full_report: false,
-    ...extra,
-  };
-}
-
 const never = new AbortController().signal;
 
 Deno.test("/Waves/Admit on the metrics port: decisions, and the picture in /summary", async () => {
   const { server, waves } = await start();
   await using _ = server;
   using client = new WavesClient({ endpoint: `127.0.0.1:${server.grpcPort}` });
-  const first = await client.admit(request("a", { want: [APP] }), never);
+  const first = await client.admit(admitRequest("a", { want: [APP] }), never);
   assert.deepEqual(first.decisions, [{ pull: true, first_wave: true, wait_reason: "" }]);
   assert.equal(first.server_id, waves.serverId);
   assert.equal(first.retry_after_ms, 1_000);
-  const second = await client.admit(request("b", { want: [APP] }), never);
+  const second = await client.admit(admitRequest("b", { want: [APP] }), never);
   assert.deepEqual(second.decisions, [{
     pull: false,
     first_wave: false,
     wait_reason: "first-wave",
   }]);
-  await client.admit(request("a", { pulled: [APP] }), never);
+  await client.admit(admitRequest("a", { pulled: [APP] }), never);
   const summary = await (await fetch(`http://127.0.0.1:${server.httpPort}/summary`)).json();
   assert.deepEqual(summary.waves.images, [
     { image: APP, registry: "registry.example", have: 1, pulling: 0, waiting: 1 },
@@ -68,12 +55,12 @@ Deno.test("an admission without the token is refused, and logged once", async ()
   const endpoint = `127.0.0.1:${server.grpcPort}`;
   for (const token of [undefined, "wrong"]) {
     using stranger = new WavesClient({ endpoint, token });
-    const refused = await stranger.admit(request("a", { want: [APP] }), never).catch((e) => e);
+    const refused = await stranger.admit(admitRequest("a", { want: [APP] }), never).catch((e) => e);
     assert.ok(refused instanceof WavesRefusedError);
     assert.equal(refused.code, grpc.status.UNAUTHENTICATED);
   }
   using node = new WavesClient({ endpoint, token: "s3cret" });
-  const answer = await node.admit(request("a", { want: [APP] }), never);
+  const answer = await node.admit(admitRequest("a", { want: [APP] }), never);
   assert.equal(answer.decisions[0].pull, true);
   const warnings = lines.map((l) => JSON.parse(l)).filter((l) => l.level === "warn");
   assert.equal(warnings.length, 1);
@@ -90,7 +77,7 @@ Deno.test("a server without waves answers UNIMPLEMENTED, which the client calls 
   });
   await using _ = server;
   using client = new WavesClient({ endpoint: `127.0.0.1:${server.grpcPort}` });
-  const refused = await client.admit(request("a", { want: [APP] }), never).catch((e) => e);
+  const refused = await client.admit(admitRequest("a", { want: [APP] }), never).catch((e) => e);
   assert.ok(refused instanceof WavesRefusedError);
   assert.match(refused.message, /start aggregate-metrics with --waves/);
   const summary = await (await fetch(`http://127.0.0.1:${server.httpPort}/summary`)).json();
