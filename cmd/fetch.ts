@@ -402,12 +402,17 @@ export async function main(args: string[]): Promise<never> {
   }
   const logger = new Logger({ format: invocation.logFormat, debug: invocation.debug });
   const { metricsEndpoint: endpoint, metricsTokenFile, waves, config } = invocation;
-  const token = metricsTokenFile
-    ? await orExitOnInvalidInput(
-      "fetch",
-      () => readTokenFile(metricsTokenFile, "--metrics-token-file"),
-    )
-    : undefined;
+  let token: string | undefined;
+  try {
+    token = metricsTokenFile
+      ? await readTokenFile(metricsTokenFile, "--metrics-token-file")
+      : undefined;
+  } catch (error) {
+    // Logged like every other problem of a run, in the run's --log-format.
+    if (!(error instanceof InvalidInputError)) throw error;
+    logger.error(error.message);
+    Deno.exit(ExitCode.InvalidInput);
+  }
   const node = config.nodeName;
   const code = await runFetch(config, {
     logger,

@@ -59,6 +59,23 @@ Deno.test("an unknown command or flag is one sentence and exit 2, no stack trace
       [["fetch", "--max-parallel", "-1", "x"], /--max-parallel/],
       [["fetch", "--pull-policy", "Never", "x"], /--pull-policy must be Always or IfNotPresent/],
       [["fetch"], /No images to pull/],
+      [
+        ["fetch", "--metrics-endpoint", "m:8443", "--metrics-token-file", "/nonexistent/t", "x"],
+        /Cannot read --metrics-token-file \/nonexistent\/t .*readable file/,
+      ],
+      [
+        [
+          "aggregate-metrics",
+          "--grpc-port",
+          "0",
+          "--http-port",
+          "0",
+          "--token-file",
+          "/nonexistent/t",
+        ],
+        /Cannot read --token-file \/nonexistent\/t .*readable file/,
+      ],
+      [["aggregate-metrics", "--fanout", "3"], /--fanout tunes waves: add --waves/],
     ] as const
   ) {
     const run = await runProgram([...args]);
