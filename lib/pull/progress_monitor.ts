@@ -1,9 +1,10 @@
 /**
  * Watches pulls in progress through a {@linkcode ProgressSource} and decides when an attempt must
  * be cancelled: when, after its first bytes, it has received nothing for the stall timeout while
- * bytes should be flowing, or, while no download is visible (resolving, unpacking, or a pull the source cannot see), when
- * the wall-clock attempt timeout has passed since the last sign of progress. An attempt that is
- * still receiving bytes is never cancelled by its timeout.
+ * bytes should be flowing, or, while no download is visible (resolving, or a pull the source
+ * cannot see), when the wall-clock attempt timeout has passed since the last sign of progress. An
+ * attempt that is still receiving bytes, or whose blobs have all arrived and that the source shows
+ * unpacking, is never cancelled by its timeout: only the run's overall timeout ends it.
  *
  * Runtimes show bytes in steps (containerd 1.6 moves a download's offset 1 MiB at a time), so a
  * download that is merely slow looks frozen between steps. When many images share the node's
@@ -57,6 +58,8 @@ export interface AttemptProgress {
   bytesPerSecond: number;
   /** Whether blobs are downloading right now. */
   downloading: boolean;
+  /** Whether every blob has arrived and the runtime is applying the layers. @default {false} */
+  unpacking?: boolean;
 }
 
 /** An attempt received nothing for the stall timeout. */
@@ -130,6 +133,7 @@ export class ProgressMonitor {
       lastActivityAt: now,
       lastGrowthAt: now,
       downloading: false,
+      unpacking: false,
       seenGrowth: false,
       history: [],
     };
@@ -275,9 +279,12 @@ export class ProgressMonitor {
       }
       return;
     }
-    // Nothing to judge by bytes yet (resolving, unpacking, a first step not shown yet, or a pull
-    // the source cannot see): the wall-clock timeout, counted from the last sign of progress, and
-    // stretched while other images show that the link is merely shared and slow.
+    // Unpacking is alive however long it takes (a stuck one is for the overall timeout); the
+    // wall-clock timeout counts again from its end.
+    if (watch.unpacking) return;
+    // Nothing to judge by bytes yet (resolving, a first step not shown yet, or a pull the source
+    // cannot see): the wall-clock timeout, counted from the last sign of progress, and stretched
+    // while other images show that the link is merely shared and slow.
     const fairShare = watch.downloading ? this.#fairShare(watch.image) : 0;
     const allowedMs = Math.max(watch.timeoutMs, fairShare > 0 ? this.#stepsMs(fairShare) : 0);
     if (now - watch.lastActivityAt >= allowedMs) {
@@ -298,6 +305,8 @@ interface WatchState {
   /** The last time bytes grew (or a download started). */
   lastGrowthAt: number;
   downloading: boolean;
+  /** Whether the last sample showed the blobs all arrived and the layers being applied. */
+  unpacking: boolean;
   /** When the download became visible. */
   downloadStartedAt?: number;
   /** Whether this attempt's bytes have grown at least once. */
@@ -317,8 +326,9 @@ function update(
 ): void {
   if (!answered) return; // no news: keep the last phase, let the clocks run
   if (!sample) {
-    if (watch.downloading) watch.lastActivityAt = now;
+    if (watch.downloading || watch.unpacking) watch.lastActivityAt = now;
     watch.downloading = false;
+    watch.unpacking = false;
     return;
   }
   const previous = watch.latest ?? watch.baseline;
@@ -331,7 +341,10 @@ function update(
     watch.lastGrowthAt = now;
     watch.lastActivityAt = now;
   }
+  const unpacking = !downloading && sample.unpacking === true;
+  if (unpacking || watch.unpacking) watch.lastActivityAt = now;
   watch.downloading = downloading;
+  watch.unpacking = unpacking;
   watch.latest = sample;
   watch.history.push([now, sample.receivedBytes]);
   if (watch.history.length > RATE_WINDOW) watch.history.shift();
@@ -356,5 +369,6 @@ function progressOf(watch: WatchState): AttemptProgress {
     storedBytes: latest?.receivedBytes ?? 0,
     bytesPerSecond: seconds > 0 ? Math.max(0, (last![1] - first![1]) / seconds) : 0,
     downloading: watch.downloading,
+    unpacking: watch.unpacking,
   };
 }

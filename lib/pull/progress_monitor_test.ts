@@ -18,6 +18,10 @@ interface Download {
   invisible?: boolean;
   /** The source shows bytes only in steps of this size, as containerd does (1 MiB). */
   stepBytes?: number;
+  /** The source says `unpacking` once every byte has arrived (containerd's `extract-` lease). */
+  showsUnpacking?: boolean;
+  /** The source says `unpacking` from the first byte on, also while the download stalls. */
+  unpackingWhileDownloading?: boolean;
 }
 
 /** A node on virtual time pulling images that each download as their `Download` says. */
@@ -53,12 +57,15 @@ class SimulatedNode implements ImageRuntime, ProgressSource {
       const { totalBytes, bytesPerSecond, stepBytes = 1 } = this.download;
       const flowed = ((this.clock.now() - active.startedAt) / 1000) * bytesPerSecond;
       const received = Math.min(flowed, active.stall ?? totalBytes, totalBytes);
+      const unpacking = this.download.unpackingWhileDownloading ||
+        (this.download.showsUnpacking && received >= totalBytes);
       samples.set(image, {
         receivedBytes: received >= totalBytes
           ? totalBytes
           : Math.floor(received / stepBytes) * stepBytes,
         totalBytes,
         activeDownloads: received < totalBytes ? 1 : 0,
+        ...unpacking ? { unpacking: true } : {},
       });
     }
     return Promise.resolve(samples);
@@ -150,6 +157,51 @@ Deno.test("unpacking after a long download gets the attempt timeout from its own
   });
   assert.equal(result.status, "pulled");
   assert.equal(result.attempts, 1);
+});
+
+Deno.test("an unpack the source shows is never cut, however long it outlasts the timeouts", async () => {
+  // 10 s of download, then 10 minutes of unpacking against attempt timeouts of 30 s to 60 s.
+  const { result, events, seconds } = await pullWithProgress({
+    totalBytes: 10 * MiB,
+    bytesPerSecond: MiB,
+    unpackMs: 600_000,
+    showsUnpacking: true,
+  });
+  assert.equal(result.status, "pulled");
+  assert.equal(result.attempts, 1);
+  assert.equal(seconds, 610);
+  const finished = events.find((e) => e.type === "attempt-finished");
+  assert.ok(finished?.type === "attempt-finished" && !finished.error);
+});
+
+Deno.test("an unpack the source does not show is cut at the wall-clock timeout", async () => {
+  // A source that shows only bytes (CRI-O has none at all): 45 s of unpacking outlast the first
+  // attempt's 30 s after its download; the second attempt's 60 s are enough.
+  const { result, events } = await pullWithProgress({
+    totalBytes: 10 * MiB,
+    bytesPerSecond: MiB,
+    unpackMs: 45_000,
+  });
+  assert.equal(result.status, "pulled");
+  assert.equal(result.attempts, 2);
+  const failed = events.find((e) => e.type === "attempt-finished" && e.error);
+  assert.ok(failed?.type === "attempt-finished");
+  assert.match(failed.error!, /timed out after 30s without progress/);
+});
+
+Deno.test("a stalled download is cut even when the source already shows a layer unpacking", async () => {
+  // containerd prepares a layer's extract snapshot before its download ends: a stall still counts.
+  const { result, events } = await pullWithProgress({
+    totalBytes: 20 * MiB,
+    bytesPerSecond: MiB,
+    stallAfterBytes: 5 * MiB,
+    unpackingWhileDownloading: true,
+  });
+  assert.equal(result.status, "pulled");
+  assert.equal(result.attempts, 2);
+  const failed = events.find((e) => e.type === "attempt-finished" && e.error);
+  assert.ok(failed?.type === "attempt-finished");
+  assert.match(failed.error!, /received nothing for 10s/);
 });
 
 Deno.test("progress events come at their interval for a slow pull, none for a fast one", async () => {

@@ -14,6 +14,11 @@ export interface ImageProgress {
   totalBytes?: number;
   /** How many of its blobs are downloading right now. */
   activeDownloads: number;
+  /**
+   * Set (true) when every blob has arrived and the runtime is applying the image's layers (a
+   * containerd pull's lease holds an `extract-` snapshot); absent otherwise.
+   */
+  unpacking?: boolean;
 }
 
 /** Options for {@linkcode ProgressSource.sample}. */

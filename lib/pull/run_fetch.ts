@@ -36,7 +36,8 @@ import { logPullEvent } from "./event_log.ts";
 import { ProgressMonitor } from "./progress_monitor.ts";
 import type { OpenPullGate } from "./gate.ts";
 import type { OpenPullReporter, PullReporter } from "./reporter.ts";
-import { probeProgress } from "../runtime/containerd_progress.ts";
+import { ContainerdProgressSource, probeProgress } from "../runtime/containerd_progress.ts";
+import { openRunLease, type RunLease } from "../runtime/containerd_run_lease.ts";
 import { ContainerdImages } from "../runtime/containerd_images.ts";
 import { pinImages } from "./pin_images.ts";
 import {
@@ -117,7 +118,7 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
     const reporter = context.openReporter?.({ imagesTotal: input.entries.length });
     using runtime = new CriClient(config.criSocket);
     const version = await waitForRuntime(runtime, config, clock, context);
-    using progress = await watchProgress(config, clock, logger);
+    await using progress = await watchProgress(config, clock, logger, context.signal);
     logger.info("fetch started", {
       node: config.nodeName,
       runtime: runtimeName(version),
@@ -386,14 +387,16 @@ async function loadDockerConfig(path: string): Promise<DockerConfig> {
 
 /**
  * Opens the runtime's progress view when `--progress auto` and the runtime has one; otherwise
- * says once why attempts fall back to their wall-clock timeouts.
+ * says once why attempts fall back to their wall-clock timeouts. On containerd, the view comes
+ * with the run's lease, which keeps what a cut attempt committed for its retry.
  */
 async function watchProgress(
   config: FetchConfig,
   clock: Clock,
   logger: Logger,
-): Promise<{ monitor?: ProgressMonitor } & Disposable> {
-  const none = { [Symbol.dispose]: () => {} };
+  signal: AbortSignal | undefined,
+): Promise<{ monitor?: ProgressMonitor } & AsyncDisposable> {
+  const none = { [Symbol.asyncDispose]: () => Promise.resolve() };
   if (config.progress === "off") {
     logger.info("progress watching is off (--progress off); attempts end at their timeouts");
     return none;
@@ -406,7 +409,11 @@ async function watchProgress(
     );
     return none;
   }
-  const source = probe.source;
+  const lease = await openLease(config, logger, signal);
+  const source = lease
+    ? new ContainerdProgressSource(config.criSocket, { keeper: lease })
+    : probe.source;
+  if (lease) probe.source.close();
   const monitor = new ProgressMonitor({
     source,
     stallTimeoutMs: config.stallTimeoutMs,
@@ -416,7 +423,43 @@ async function watchProgress(
         error: describeError(error),
       }),
   });
-  return { monitor, [Symbol.dispose]: () => source.close() };
+  return {
+    monitor,
+    [Symbol.asyncDispose]: async () => {
+      source.close();
+      await lease?.release();
+    },
+  };
+}
+
+/**
+ * The run's own containerd lease, holding the blobs of the images being pulled until the run
+ * ends; without one (a failure is logged), a retry after a cut attempt downloads everything again.
+ */
+async function openLease(
+  config: FetchConfig,
+  logger: Logger,
+  signal: AbortSignal | undefined,
+): Promise<RunLease | undefined> {
+  const onError = (error: unknown) =>
+    logger.warn("cannot hold pulled blobs in the run's lease; a retry may download them again", {
+      error: describeError(error),
+    });
+  try {
+    const lease = await openRunLease(config.criSocket, {
+      overallTimeoutMs: config.overallTimeoutMs,
+      signal,
+      onError,
+    });
+    logger.debug("holding the blobs of this run's pulls in a containerd lease", {
+      lease: lease.id,
+    });
+    return lease;
+  } catch (error) {
+    if (signal?.aborted) throw signal.reason;
+    onError(error);
+    return undefined;
+  }
 }
 
 async function waitForRuntime(

@@ -14,7 +14,11 @@
  *   writes only full buffers), so a blob receiving bytes slowly can look still for
  *   1 MiB / (its rate); a blob smaller than 1 MiB shows 0 until it is committed;
  * - when a CRI pull is cancelled, its ingests disappear at once and the blobs it had already
- *   committed are garbage-collected shortly after: a retry starts from zero.
+ *   committed are garbage-collected shortly after, unless another lease holds them: given a
+ *   {@linkcode BlobKeeper} (the run's lease), the source hands it every committed blob it shows,
+ *   so a retry downloads only what is missing;
+ * - once every blob has arrived, the pull's lease (leases service) holds an `extract-` snapshot
+ *   while a layer is applied: the sample says `unpacking` (see `containerd_leases.ts`).
  *
  * Ambiguity: for an image named by tag, the digest of its manifest is not known while it is
  * pulled, so every manifest of the same repository that is still missing blobs is attributed to
@@ -29,6 +33,7 @@ import { type ImageReference, parseImageReference } from "../image/reference.ts"
 import { loadProto, serviceConstructor } from "../core/proto.ts";
 import type { ImageProgress, ProgressSource, SampleOptions } from "../pull/progress_source.ts";
 import { containerdUnary, namespaceMetadata } from "./_containerd_call.ts";
+import { ContainerdLeases, isUnpacking, type LeaseHoldings } from "./containerd_leases.ts";
 import { socketTarget } from "./cri_client.ts";
 
 /** Options for {@linkcode ContainerdProgressSource}. */
@@ -37,6 +42,16 @@ export interface ContainerdProgressSourceOptions {
   namespace?: string;
   /** Deadline of one whole sample, in milliseconds. @default {2000} */
   timeoutMs?: number;
+  /** Told the committed blobs of every image a sample shows, to keep them for retries. */
+  keeper?: BlobKeeper;
+}
+
+/** Keeps committed blobs from containerd's garbage collection (see `containerd_run_lease.ts`). */
+export interface BlobKeeper {
+  /** The ID of the lease that holds them, left out when looking at pulls' leases. */
+  readonly id: string;
+  /** Holds `digests` (each committed) until the keeper is released. */
+  keep(digests: Iterable<string>): void;
 }
 
 /** Options for {@linkcode probeProgress}. */
@@ -107,6 +122,8 @@ const LABEL_DISTRIBUTION_SOURCE = "containerd.io/distribution.source";
 const LABEL_FIRST_LAYER = "containerd.io/gc.ref.content.l.0";
 const MAX_MANIFEST_BYTES = 4 << 20;
 const CACHE_LIMIT = 1000;
+/** At most this many leases, the newest, are read for an `extract-` snapshot per sample. */
+export const MAX_LEASES_READ = 64;
 
 /**
  * Returns the key of the label containerd puts on blobs pulled from `registry` (`host[:port]`
@@ -309,6 +326,8 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
   #client: grpc.Client;
   #namespace: string;
   #timeoutMs: number;
+  #leases: ContainerdLeases;
+  #keeper?: BlobKeeper;
   #manifests = new Map<string, ParsedManifest>();
   /** Manifests seen with all their blobs committed, keyed `digest@created_at`. */
   #complete = new Set<string>();
@@ -321,13 +340,19 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
     this.#namespace = options.namespace ?? "k8s.io";
     this.#timeoutMs = options.timeoutMs ?? 2000;
     this.#client = new Content(socketTarget(socket), grpc.credentials.createInsecure());
+    this.#leases = new ContainerdLeases(socket, this.#namespace);
+    this.#keeper = options.keeper;
   }
 
   /**
    * Samples the progress of `images`. Costs one `ListStatuses`, at most two `List` calls, an
-   * `Info` per digest-pinned manifest not seen yet and a `Read` per manifest not seen yet.
+   * `Info` per digest-pinned manifest not seen yet and a `Read` per manifest not seen yet; and,
+   * when an image's blobs have all arrived, one leases `List` and a `ListResources` per lease (at
+   * most {@linkcode MAX_LEASES_READ}) to see whether it is unpacking. Hands the committed blobs
+   * of every image shown to the keeper, if there is one.
    *
    * @throws {ContentServiceError} When a call fails or the sample exceeds its deadline.
+   * @throws {LeasesServiceError} When a leases call fails.
    */
   async sample(
     images: string[],
@@ -355,15 +380,69 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
     );
     const state: ContentState = { committed: await this.#committedSizes(wanted, call), ingests };
     const result = new Map<string, ImageProgress>();
+    /** Per image shown: the digests of its manifests. */
+    const manifestsOf = new Map<string, string[]>();
     for (const [image, ref] of tagged) {
       const progress = this.#taggedProgress(image, ref, listed, candidates.get(image)!, state);
-      if (progress) result.set(image, progress);
+      if (!progress) continue;
+      result.set(image, progress);
+      manifestsOf.set(image, [...this.#attributed.get(image)!]);
     }
-    pinned.forEach(([image], i) => {
-      const manifests = pinnedManifests[i].map((d) => this.#blobsOf(d)).filter((b) => b.length > 0);
-      if (manifests.length > 0) result.set(image, progressOf(manifests, state));
+    pinned.forEach(([image, ref], i) => {
+      const found = pinnedManifests[i].filter((d) => this.#blobsOf(d).length > 0);
+      if (found.length === 0) return;
+      result.set(image, progressOf(found.map((d) => this.#blobsOf(d)), state));
+      manifestsOf.set(image, [ref.digest!, ...found]);
     });
+    this.#keep(manifestsOf, state.committed);
+    await this.#markUnpacking(result, manifestsOf, call);
     return result;
+  }
+
+  /** Hands the manifests and the committed blobs of the images shown to the keeper. */
+  #keep(manifestsOf: Map<string, string[]>, committed: ReadonlyMap<string, number>): void {
+    if (!this.#keeper) return;
+    const manifests = [...manifestsOf.values()].flat();
+    const blobs = manifests.flatMap((d) => this.#blobsOf(d).map((blob) => blob.digest));
+    this.#keeper.keep([...manifests, ...blobs.filter((digest) => committed.has(digest))]);
+  }
+
+  /**
+   * Marks as `unpacking` the images whose blobs have all arrived and whose pull's lease holds an
+   * `extract-` snapshot (a layer being applied).
+   */
+  async #markUnpacking(
+    result: Map<string, ImageProgress>,
+    manifestsOf: Map<string, string[]>,
+    call: Call,
+  ): Promise<void> {
+    const arrived = [...result].filter(([, p]) =>
+      p.activeDownloads === 0 && p.totalBytes !== undefined && p.receivedBytes >= p.totalBytes
+    );
+    if (arrived.length === 0) return;
+    const holdings = await this.#leaseHoldings(call);
+    for (const [image, progress] of arrived) {
+      const manifests = manifestsOf.get(image) ?? [];
+      const digests = new Set([
+        ...manifests,
+        ...manifests.flatMap((d) => this.#blobsOf(d).map((blob) => blob.digest)),
+      ]);
+      if (isUnpacking(holdings, digests)) result.set(image, { ...progress, unpacking: true });
+    }
+  }
+
+  /** What the namespace's newest leases hold (the keeper's own lease left out). */
+  async #leaseHoldings(call: Call): Promise<LeaseHoldings[]> {
+    const leases = (await this.#leases.list(call))
+      .filter((lease) => lease.id !== this.#keeper?.id)
+      .sort((a, b) => b.createdAt - a.createdAt)
+      .slice(0, MAX_LEASES_READ);
+    return await Promise.all(
+      leases.map(async (lease) => ({
+        id: lease.id,
+        resources: await this.#leases.listResources(lease.id, call),
+      })),
+    );
   }
 
   /**
@@ -479,9 +558,10 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
     return manifest?.kind === "manifest" ? manifest.blobs : [];
   }
 
-  /** Closes the connection to containerd. */
+  /** Closes the connections to containerd. */
   close(): void {
     this.#client.close();
+    this.#leases.close();
   }
 
   /** Closes the connection to containerd. */

@@ -1,0 +1,134 @@
+/**
+ * Big images end to end: the real program against a real containerd and registry, the fault
+ * proxy counting what the registry serves.
+ *
+ * - An unpack that outlasts the attempt timeout is not cut: containerd shows it (an `extract-`
+ *   snapshot in the pull's lease once every blob has arrived) and the progress monitor counts it
+ *   as alive, so the image lands in one attempt and each blob is fetched once.
+ * - An attempt cut mid-download keeps what it committed: the run's own lease holds the blobs, so
+ *   the retry downloads only the missing layer.
+ */
+import assert from "node:assert/strict";
+import { ContainerdProgressSource } from "../lib/runtime/containerd_progress.ts";
+import { type PushedImage, startStack, testEachContainerd } from "../testing/stack/stack.ts";
+import { jsonFetchArgs, type ProgramRun, runProgram } from "../testing/prefetcher_process.ts";
+
+const MiB = 1 << 20;
+
+function describe(run: ProgramRun): string {
+  return `exit ${run.code}\nstdout:\n${run.stdout}\nstderr:\n${run.stderr}`;
+}
+
+/** Response body bytes the registry served for each blob of `image`, per request. */
+function servedPerBlob(
+  requests: readonly { path: string; method: string; bytes: number }[],
+  image: PushedImage,
+): Map<string, number[]> {
+  const served = new Map<string, number[]>();
+  for (const digest of [image.configDigest, ...image.layers.map((l) => l.digest)]) {
+    served.set(
+      digest,
+      requests.filter((r) => r.method === "GET" && r.path.includes(digest)).map((r) => r.bytes),
+    );
+  }
+  return served;
+}
+
+/**
+ * Samples `image`'s progress until `done` settles; returns how long the samples showed it
+ * unpacking (first to last such sample), in milliseconds.
+ */
+async function unpackingMs(socket: string, image: string, done: Promise<unknown>): Promise<number> {
+  using source = new ContainerdProgressSource(socket);
+  let finished = false;
+  done.finally(() => finished = true);
+  let first: number | undefined;
+  let last = 0;
+  while (!finished) {
+    const sample = await source.sample([image]).catch(() => undefined);
+    if (sample?.get(image)?.unpacking) {
+      first ??= performance.now();
+      last = performance.now();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return first === undefined ? 0 : last - first;
+}
+
+testEachContainerd(
+  "a big image whose unpack outlasts the attempt timeout lands in one attempt",
+  async (_t, containerd) => {
+    await using stack = await startStack({ containerd });
+    // One layer of 400 MiB of incompressible bytes: containerd applies it for seconds after its
+    // last byte, longer than the 1 s attempt timeout.
+    const image = await stack.pushImage({ repository: "big/one", layerBytes: 400 * MiB });
+    const ref = image.reference(stack.proxy.host);
+    stack.proxy.resetCounters();
+    const run = runProgram([
+      ...jsonFetchArgs(stack.containerd.socket),
+      "--initial-pull-attempt-timeout",
+      "1s",
+      "--max-pull-attempt-timeout",
+      "1s",
+      "--overall-timeout",
+      "2m",
+      ref,
+    ]);
+    const unpacking = await unpackingMs(stack.containerd.socket, ref, run);
+    const result = await run;
+    assert.equal(result.code, 0, describe(result));
+    const [pulled] = result.summary!.images;
+    assert.equal(pulled.status, "pulled", describe(result));
+    assert.equal(pulled.attempts, 1, describe(result));
+    // The situation under test: unpacking alone outlasted the attempt timeout.
+    assert.ok(unpacking > 1_500, `unpacking showed for ${Math.round(unpacking)} ms only`);
+    for (const [digest, bytes] of servedPerBlob(stack.proxy.requests, image)) {
+      assert.equal(bytes.length, 1, `${digest} was fetched ${bytes.length} times: ${bytes}`);
+    }
+    assert.ok(
+      stack.proxy.bytesServed < image.sizeBytes * 1.05,
+      `registry served ${stack.proxy.bytesServed} bytes for a ${image.sizeBytes}-byte image`,
+    );
+  },
+);
+
+testEachContainerd(
+  "an attempt cut by a stall in the last layer keeps the layers it committed",
+  async (_t, containerd) => {
+    await using stack = await startStack({ containerd });
+    const image = await stack.pushImage({
+      repository: "big/four",
+      layers: 4,
+      layerBytes: 64 * MiB,
+    });
+    const last = image.layers[3];
+    // The 4th layer's first download goes silent halfway; its retry is served in full.
+    stack.proxy.setFaults({
+      stall: { count: 1, afterBytes: Math.floor(last.size / 2), match: new RegExp(last.digest) },
+    });
+    stack.proxy.resetCounters();
+    const result = await runProgram([
+      ...jsonFetchArgs(stack.containerd.socket),
+      "--stall-timeout",
+      "3s",
+      "--initial-pull-attempt-delay",
+      "100ms",
+      "--max-pull-attempt-delay",
+      "100ms",
+      "--overall-timeout",
+      "2m",
+      image.reference(stack.proxy.host),
+    ]);
+    assert.equal(result.code, 0, describe(result));
+    const [pulled] = result.summary!.images;
+    assert.equal(pulled.status, "pulled", describe(result));
+    assert.equal(pulled.attempts, 2, describe(result));
+    const served = servedPerBlob(stack.proxy.requests, image);
+    for (const layer of image.layers.slice(0, 3)) {
+      assert.deepEqual(served.get(layer.digest), [layer.size], `layer ${layer.digest}`);
+    }
+    assert.equal(served.get(last.digest)?.length, 2, `${served.get(last.digest)}`);
+    const ratio = stack.proxy.bytesServed / image.sizeBytes;
+    assert.ok(ratio <= 1.3, `registry served ${ratio.toFixed(2)}× the image`);
+  },
+);
