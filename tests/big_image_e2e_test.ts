@@ -59,9 +59,13 @@ testEachContainerd(
   "a big image whose unpack outlasts the attempt timeout lands in one attempt",
   async (_t, containerd) => {
     await using stack = await startStack({ containerd });
-    // One layer of 400 MiB of incompressible bytes: containerd applies it for seconds after its
-    // last byte, longer than the 1 s attempt timeout.
-    const image = await stack.pushImage({ repository: "big/one", layerBytes: 400 * MiB });
+    // One layer of 300 MiB of incompressible bytes in 3,000 files: containerd applies it for
+    // seconds after its last byte, far longer than the 1 s attempt timeout.
+    const image = await stack.pushImage({
+      repository: "big/one",
+      layerBytes: 300 * MiB,
+      filesPerLayer: 3000,
+    });
     const ref = image.reference(stack.proxy.host);
     stack.proxy.resetCounters();
     const run = runProgram([
