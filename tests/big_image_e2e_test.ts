@@ -9,7 +9,11 @@
  *   the retry downloads only the missing layer.
  */
 import assert from "node:assert/strict";
+import { ContainerdLeases } from "../lib/runtime/containerd_leases.ts";
 import { ContainerdProgressSource } from "../lib/runtime/containerd_progress.ts";
+import { openRunLease } from "../lib/runtime/containerd_run_lease.ts";
+import { CriClient } from "../lib/runtime/cri_client.ts";
+import { waitUntil } from "../testing/stack/wait_until.ts";
 import { type PushedImage, startStack, testEachContainerd } from "../testing/stack/stack.ts";
 import { jsonFetchArgs, type ProgramRun, runProgram } from "../testing/prefetcher_process.ts";
 
@@ -59,12 +63,12 @@ testEachContainerd(
   "a big image whose unpack outlasts the attempt timeout lands in one attempt",
   async (_t, containerd) => {
     await using stack = await startStack({ containerd });
-    // One layer of 300 MiB of incompressible bytes in 3,000 files: containerd applies it for
+    // One layer of 300 MiB of incompressible bytes in 10,000 files: containerd applies it for
     // seconds after its last byte, far longer than the 1 s attempt timeout.
     const image = await stack.pushImage({
       repository: "big/one",
       layerBytes: 300 * MiB,
-      filesPerLayer: 3000,
+      filesPerLayer: 10_000,
     });
     const ref = image.reference(stack.proxy.host);
     stack.proxy.resetCounters();
@@ -85,7 +89,7 @@ testEachContainerd(
     assert.equal(pulled.status, "pulled", describe(result));
     assert.equal(pulled.attempts, 1, describe(result));
     // The situation under test: unpacking alone outlasted the attempt timeout.
-    assert.ok(unpacking > 1_500, `unpacking showed for ${Math.round(unpacking)} ms only`);
+    assert.ok(unpacking > 2_000, `unpacking showed for ${Math.round(unpacking)} ms only`);
     for (const [digest, bytes] of servedPerBlob(stack.proxy.requests, image)) {
       assert.equal(bytes.length, 1, `${digest} was fetched ${bytes.length} times: ${bytes}`);
     }
@@ -134,5 +138,57 @@ testEachContainerd(
     assert.equal(served.get(last.digest)?.length, 2, `${served.get(last.digest)}`);
     const ratio = stack.proxy.bytesServed / image.sizeBytes;
     assert.ok(ratio <= 1.3, `registry served ${ratio.toFixed(2)}× the image`);
+    // The run's lease ended with the run.
+    using leases = new ContainerdLeases(stack.containerd.socket);
+    const left = await leases.list({ deadline: Date.now() + 5_000 });
+    assert.deepEqual(left.filter((lease) => lease.id.startsWith("image-prefetcher-")), []);
+  },
+);
+
+testEachContainerd(
+  "a pull cut while unpacking is retried from the kept blobs, and seen unpacking again",
+  async (_t, containerd) => {
+    await using stack = await startStack({ containerd });
+    const image = await stack.pushImage({
+      repository: "big/cut",
+      layerBytes: 200 * MiB,
+      filesPerLayer: 2000,
+    });
+    const ref = image.reference(stack.proxy.host);
+    const socket = stack.containerd.socket;
+    await using lease = await openRunLease(socket, { overallTimeoutMs: 60_000 });
+    using source = new ContainerdProgressSource(socket, { keeper: lease });
+    using cri = new CriClient(socket);
+    stack.proxy.resetCounters();
+    const unpacking = async () => (await source.sample([ref])).get(ref)?.unpacking === true;
+
+    // Attempt 1 is cut once it unpacks, as an attempt timeout would cut it without this fix.
+    const first = new AbortController();
+    const cut = cri.pullImage(ref, { signal: first.signal }).catch(() => "cut");
+    assert.ok(await waitUntil(unpacking, { timeoutMs: 30_000, intervalMs: 100 }), "no unpack");
+    first.abort();
+    assert.equal(await cut, "cut");
+    // containerd drops the cancelled pull's lease; ours keeps the blobs past its collection.
+    // Meanwhile the source samples only other images, as it does for a run's other attempts.
+    for (let i = 0; i < 10; i++) {
+      await source.sample([`${stack.proxy.host}/big/other:latest`]);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+
+    // Attempt 2: nothing to download; the same source still attributes the image and sees the
+    // unpack (its manifest is complete now).
+    const second = cri.pullImage(ref);
+    let seen = false;
+    let settled = false;
+    second.finally(() => settled = true).catch(() => {});
+    while (!settled) {
+      seen ||= await unpacking();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await second;
+    assert.ok(seen, "the retry was never seen unpacking");
+    for (const [digest, bytes] of servedPerBlob(stack.proxy.requests, image)) {
+      assert.equal(bytes.length, 1, `${digest} was fetched ${bytes.length} times: ${bytes}`);
+    }
   },
 );

@@ -99,6 +99,21 @@ export function isUnpacking(
   );
 }
 
+/**
+ * The snapshots that the leases holding one of `digests` have committed (not the `extract-` ones
+ * being applied): the layers a pull of that image has unpacked so far.
+ */
+export function committedSnapshots(
+  leases: readonly LeaseHoldings[],
+  digests: ReadonlySet<string>,
+): LeaseResource[] {
+  return leases
+    .filter((lease) => lease.resources.some((r) => holdsBlob(r, digests)))
+    .flatMap((lease) =>
+      lease.resources.filter((r) => r.type.startsWith("snapshots/") && !isExtractKey(r.id))
+    );
+}
+
 function isExtractKey(key: string): boolean {
   return key.startsWith(EXTRACT_KEY_PREFIX);
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { isUnpacking, type LeaseHoldings } from "./containerd_leases.ts";
+import { committedSnapshots, isUnpacking, type LeaseHoldings } from "./containerd_leases.ts";
 
 const layer = `sha256:${"a".repeat(64)}`;
 const other = `sha256:${"b".repeat(64)}`;
@@ -31,4 +31,16 @@ Deno.test("another pull's unpack, or a committed snapshot, is not this image unp
   };
   assert.equal(isUnpacking([otherPull, done, notSnapshot], new Set([layer])), false);
   assert.equal(isUnpacking([], new Set([layer])), false);
+});
+
+Deno.test("the snapshots to keep are the committed ones of the image's pull, not extract- ones", () => {
+  const pull: LeaseHoldings = {
+    id: "pull",
+    resources: [{ type: "content", id: layer }, committed, extract],
+  };
+  const otherPull: LeaseHoldings = {
+    id: "p2",
+    resources: [{ type: "content", id: other }, { type: "snapshots/native", id: "sha256:dd" }],
+  };
+  assert.deepEqual(committedSnapshots([pull, otherPull], new Set([layer])), [committed]);
 });

@@ -15,8 +15,9 @@
  *   1 MiB / (its rate); a blob smaller than 1 MiB shows 0 until it is committed;
  * - when a CRI pull is cancelled, its ingests disappear at once and the blobs it had already
  *   committed are garbage-collected shortly after, unless another lease holds them: given a
- *   {@linkcode BlobKeeper} (the run's lease), the source hands it every committed blob it shows,
- *   so a retry downloads only what is missing;
+ *   {@linkcode BlobKeeper} (the run's lease), the source hands it every committed blob it shows
+ *   and the snapshots their pull committed, so a retry downloads (and unpacks) only what is
+ *   missing;
  * - once every blob has arrived, the pull's lease (leases service) holds an `extract-` snapshot
  *   while a layer is applied: the sample says `unpacking` (see `containerd_leases.ts`).
  *
@@ -33,7 +34,13 @@ import { type ImageReference, parseImageReference } from "../image/reference.ts"
 import { loadProto, serviceConstructor } from "../core/proto.ts";
 import type { ImageProgress, ProgressSource, SampleOptions } from "../pull/progress_source.ts";
 import { containerdUnary, namespaceMetadata } from "./_containerd_call.ts";
-import { ContainerdLeases, isUnpacking, type LeaseHoldings } from "./containerd_leases.ts";
+import {
+  committedSnapshots,
+  ContainerdLeases,
+  isUnpacking,
+  type LeaseHoldings,
+  type LeaseResource,
+} from "./containerd_leases.ts";
 import { socketTarget } from "./cri_client.ts";
 
 /** Options for {@linkcode ContainerdProgressSource}. */
@@ -42,7 +49,7 @@ export interface ContainerdProgressSourceOptions {
   namespace?: string;
   /** Deadline of one whole sample, in milliseconds. @default {2000} */
   timeoutMs?: number;
-  /** Told the committed blobs of every image a sample shows, to keep them for retries. */
+  /** Told the committed blobs and snapshots of every image a sample shows, to keep them. */
   keeper?: BlobKeeper;
 }
 
@@ -50,8 +57,8 @@ export interface ContainerdProgressSourceOptions {
 export interface BlobKeeper {
   /** The ID of the lease that holds them, left out when looking at pulls' leases. */
   readonly id: string;
-  /** Holds `digests` (each committed) until the keeper is released. */
-  keep(digests: Iterable<string>): void;
+  /** Holds `resources` (committed blobs and snapshots) until the keeper is released. */
+  keep(resources: Iterable<LeaseResource>): void;
 }
 
 /** Options for {@linkcode probeProgress}. */
@@ -331,7 +338,11 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
   #manifests = new Map<string, ParsedManifest>();
   /** Manifests seen with all their blobs committed, keyed `digest@created_at`. */
   #complete = new Set<string>();
-  /** Per tagged image: the manifests attributed to it in earlier samples. */
+  /**
+   * Per tagged image: the manifests attributed to it in earlier samples, also when it was not
+   * sampled for a while (between two attempts: a retry finds the manifest complete, its blobs
+   * kept by the run's lease). Bounded: past {@linkcode CACHE_LIMIT} images the oldest is forgotten.
+   */
   #attributed = new Map<string, Set<string>>();
 
   /** Creates a source; no connection is made until the first sample. */
@@ -347,9 +358,10 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
   /**
    * Samples the progress of `images`. Costs one `ListStatuses`, at most two `List` calls, an
    * `Info` per digest-pinned manifest not seen yet and a `Read` per manifest not seen yet; and,
-   * when an image's blobs have all arrived, one leases `List` and a `ListResources` per lease (at
-   * most {@linkcode MAX_LEASES_READ}) to see whether it is unpacking. Hands the committed blobs
-   * of every image shown to the keeper, if there is one.
+   * with a keeper or when an image's blobs have all arrived, one leases `List` and a
+   * `ListResources` per lease (at most {@linkcode MAX_LEASES_READ}), to see whether it is
+   * unpacking and which snapshots its pull committed. Hands the committed blobs and snapshots of
+   * every image shown to the keeper, if there is one.
    *
    * @throws {ContentServiceError} When a call fails or the sample exceeds its deadline.
    * @throws {LeasesServiceError} When a leases call fails.
@@ -394,41 +406,65 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
       result.set(image, progressOf(found.map((d) => this.#blobsOf(d)), state));
       manifestsOf.set(image, [ref.digest!, ...found]);
     });
-    this.#keep(manifestsOf, state.committed);
-    await this.#markUnpacking(result, manifestsOf, call);
+    await this.#readLeases(result, manifestsOf, state.committed, call);
     return result;
   }
 
-  /** Hands the manifests and the committed blobs of the images shown to the keeper. */
-  #keep(manifestsOf: Map<string, string[]>, committed: ReadonlyMap<string, number>): void {
-    if (!this.#keeper) return;
-    const manifests = [...manifestsOf.values()].flat();
-    const blobs = manifests.flatMap((d) => this.#blobsOf(d).map((blob) => blob.digest));
-    this.#keeper.keep([...manifests, ...blobs.filter((digest) => committed.has(digest))]);
-  }
-
   /**
-   * Marks as `unpacking` the images whose blobs have all arrived and whose pull's lease holds an
-   * `extract-` snapshot (a layer being applied).
+   * What the leases tell about the images shown: marks as `unpacking` those whose blobs have all
+   * arrived and whose pull's lease holds an `extract-` snapshot, and hands the keeper what to keep.
    */
-  async #markUnpacking(
+  async #readLeases(
     result: Map<string, ImageProgress>,
     manifestsOf: Map<string, string[]>,
+    committed: ReadonlyMap<string, number>,
     call: Call,
   ): Promise<void> {
+    const digestsOf = new Map(
+      [...manifestsOf].map(([image, manifests]) => [image, this.#digestsOf(manifests)]),
+    );
     const arrived = [...result].filter(([, p]) =>
       p.activeDownloads === 0 && p.totalBytes !== undefined && p.receivedBytes >= p.totalBytes
     );
-    if (arrived.length === 0) return;
-    const holdings = await this.#leaseHoldings(call);
+    const holdings = digestsOf.size > 0 && (this.#keeper || arrived.length > 0)
+      ? await this.#leaseHoldings(call)
+      : [];
+    this.#keep(digestsOf, committed, holdings);
     for (const [image, progress] of arrived) {
-      const manifests = manifestsOf.get(image) ?? [];
-      const digests = new Set([
-        ...manifests,
-        ...manifests.flatMap((d) => this.#blobsOf(d).map((blob) => blob.digest)),
-      ]);
-      if (isUnpacking(holdings, digests)) result.set(image, { ...progress, unpacking: true });
+      if (isUnpacking(holdings, digestsOf.get(image)!)) {
+        result.set(image, { ...progress, unpacking: true });
+      }
     }
+  }
+
+  /** A set of the digests of `manifests` and of their blobs. */
+  #digestsOf(manifests: string[]): Set<string> {
+    return new Set([
+      ...manifests,
+      ...manifests.flatMap((d) => this.#blobsOf(d).map((blob) => blob.digest)),
+    ]);
+  }
+
+  /**
+   * Hands the keeper, for the images shown: their manifests, their committed blobs, and the
+   * snapshots their pulls have committed (so that a retry neither downloads nor unpacks again,
+   * and never finds a parent snapshot collected under it).
+   */
+  #keep(
+    digestsOf: Map<string, Set<string>>,
+    committed: ReadonlyMap<string, number>,
+    holdings: readonly LeaseHoldings[],
+  ): void {
+    if (!this.#keeper) return;
+    const resources: LeaseResource[] = [];
+    for (const digests of digestsOf.values()) {
+      for (const digest of digests) {
+        const isManifest = this.#manifests.has(digest);
+        if (isManifest || committed.has(digest)) resources.push({ id: digest, type: "content" });
+      }
+      resources.push(...committedSnapshots(holdings, digests));
+    }
+    this.#keeper.keep(resources);
   }
 
   /** What the namespace's newest leases hold (the keeper's own lease left out). */
@@ -447,7 +483,7 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
 
   /**
    * Splits the images into those named by tag and those pinned by digest; invalid references
-   * cannot be pulled either and simply have nothing to show. Forgets images no longer sampled.
+   * cannot be pulled either and simply have nothing to show.
    */
   #parseImages(images: string[]): { tagged: ImageEntry[]; pinned: ImageEntry[] } {
     const refs = new Map<string, ImageReference>();
@@ -457,9 +493,6 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
       } catch {
         // nothing to show
       }
-    }
-    for (const image of this.#attributed.keys()) {
-      if (!refs.has(image)) this.#attributed.delete(image);
     }
     return {
       tagged: [...refs].filter(([, ref]) => ref.digest === undefined),
@@ -547,6 +580,10 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
     if (attributed.length === 0) {
       this.#attributed.delete(image);
       return undefined;
+    }
+    this.#attributed.delete(image);
+    if (this.#attributed.size >= CACHE_LIMIT) {
+      this.#attributed.delete(this.#attributed.keys().next().value!);
     }
     this.#attributed.set(image, new Set(attributed));
     return progressOf(attributed.map((digest) => this.#blobsOf(digest)), state);

@@ -1,17 +1,17 @@
 /**
  * The containerd lease a `fetch` run holds, so that what a cut attempt committed survives it.
  *
- * containerd garbage-collects the blobs a cancelled pull committed as soon as the pull's own lease
- * ends, so without help a retry downloads the whole image again. The run's lease holds every
- * committed blob of the images being pulled (the progress source hands them over as it sees them),
- * and a retry finds them in the content store: containerd's fetch skips a blob that is already
- * there. The lease ends with the run; if `fetch` is killed before it can delete the lease, the
+ * containerd garbage-collects the blobs and snapshots a cancelled pull committed as soon as the
+ * pull's own lease ends, so without help a retry downloads the whole image again. The run's lease
+ * holds every committed blob of the images being pulled and every snapshot their pulls committed
+ * (the progress source hands them over as it sees them), and a retry finds them: containerd's
+ * fetch skips a blob that is already in the content store, its unpack a layer already unpacked. The lease ends with the run; if `fetch` is killed before it can delete the lease, the
  * label `containerd.io/gc.expire` (the run's overall timeout plus a minute from its start) makes
  * containerd drop it then.
  *
  * @module
  */
-import { ContainerdLeases, GC_EXPIRE_LABEL } from "./containerd_leases.ts";
+import { ContainerdLeases, GC_EXPIRE_LABEL, type LeaseResource } from "./containerd_leases.ts";
 
 /** Options for {@linkcode openRunLease}. */
 export interface RunLeaseOptions {
@@ -30,7 +30,7 @@ export interface RunLeaseOptions {
 const EXPIRY_MARGIN_MS = 60_000;
 /** How long a release waits for the blobs still being added before it deletes the lease. */
 const DRAIN_WAIT_MS = 500;
-/** How many digests the lease remembers having added; past it, the oldest are forgotten. */
+/** How many resources the lease remembers having added; past it, the oldest are forgotten. */
 const KEPT_LIMIT = 100_000;
 
 /**
@@ -46,7 +46,7 @@ const KEPT_LIMIT = 100_000;
  *   await using lease = await openRunLease("/run/containerd/containerd.sock", {
  *     overallTimeoutMs: 3_600_000,
  *   });
- *   lease.keep(["sha256:" + "ab".repeat(32)]);
+ *   lease.keep([{ type: "content", id: "sha256:" + "ab".repeat(32) }]);
  * }
  * ```
  */
@@ -67,7 +67,7 @@ export async function openRunLease(socket: string, options: RunLeaseOptions): Pr
   return new RunLease(leases, id, timeoutMs, options.onError);
 }
 
-/** A lease of `fetch`'s own that holds the blobs handed to {@linkcode RunLease.keep}. */
+/** A lease of `fetch`'s own that holds what is handed to {@linkcode RunLease.keep}. */
 export class RunLease implements AsyncDisposable {
   /** The lease's ID (`image-prefetcher-<uuid>`). */
   readonly id: string;
@@ -75,7 +75,7 @@ export class RunLease implements AsyncDisposable {
   readonly #timeoutMs: number;
   readonly #onError?: (error: unknown) => void;
   readonly #kept = new Set<string>();
-  #queue: string[] = [];
+  #queue: LeaseResource[] = [];
   #draining?: Promise<void>;
   #reported = false;
   #released?: Promise<void>;
@@ -93,14 +93,18 @@ export class RunLease implements AsyncDisposable {
     this.#onError = onError;
   }
 
-  /** Makes the lease hold the committed blobs `digests` (in the background, each once). */
-  keep(digests: Iterable<string>): void {
+  /**
+   * Makes the lease hold `resources` (committed blobs, `content`, and snapshots,
+   * `snapshots/<snapshotter>`), in the background, each once.
+   */
+  keep(resources: Iterable<LeaseResource>): void {
     if (this.#released) return;
-    for (const digest of digests) {
-      if (this.#kept.has(digest)) continue;
+    for (const resource of resources) {
+      const key = `${resource.type} ${resource.id}`;
+      if (this.#kept.has(key)) continue;
       if (this.#kept.size >= KEPT_LIMIT) this.#kept.delete(this.#kept.values().next().value!);
-      this.#kept.add(digest);
-      this.#queue.push(digest);
+      this.#kept.add(key);
+      this.#queue.push(resource);
     }
     if (this.#queue.length > 0) this.#draining ??= this.#drain();
   }
@@ -117,14 +121,13 @@ export class RunLease implements AsyncDisposable {
 
   async #drain(): Promise<void> {
     while (this.#queue.length > 0) {
-      const digest = this.#queue.shift()!;
+      const resource = this.#queue.shift()!;
       try {
-        await this.#leases.addResource(this.id, { id: digest, type: "content" }, {
+        await this.#leases.addResource(this.id, resource, {
           deadline: Date.now() + this.#timeoutMs,
         });
       } catch (error) {
-        // A blob collected in between is simply not held; anything else is worth a warning.
-        this.#kept.delete(digest);
+        this.#kept.delete(`${resource.type} ${resource.id}`);
         this.#report(error);
       }
     }
