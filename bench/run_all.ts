@@ -8,6 +8,7 @@ const BENCHMARKS = [
   "sleep_memory.ts",
   "parallelism.ts",
   "progress.ts",
+  "big_image.ts",
   "one_node.ts",
   "cluster.ts",
   "aggregator.ts",
