@@ -185,6 +185,42 @@ Deno.test("fetch with kubelet credential provider plugins", async (t) => {
   });
 
   await t.step(
+    "an answer the registry refuses is renewed once, bypassing the cache; then it is final",
+    async () => {
+      const wrong = { [host]: { username: USER, password: "expired-pw" } };
+      const cases = [
+        ["wrong, then right: lands in the second attempt", [wrong, good], "pulled"],
+        ["always wrong: fails after exactly two attempts", [wrong], "failed"],
+      ] as const;
+      for (const [what, authSequence, status] of cases) {
+        const { run, setup } = await fetchWith(
+          [{
+            name: "renewing",
+            matchImages: [host],
+            // Cached for an hour: only a renewal that bypasses the cache asks again.
+            plugin: {
+              authSequence: [...authSequence],
+              cacheKeyType: "Registry",
+              cacheDuration: "1h",
+            },
+          }],
+          [direct[0]],
+        );
+        await using _ = setup;
+        const [image] = run.summary!.images;
+        assert.equal(image.status, status, `${what}: ${describe(run)}`);
+        assert.equal(image.attempts, 2, `${what}: ${describe(run)}`);
+        if (status === "failed") {
+          assert.equal(image.failure, "permanent", what);
+          assert.match(image.error!, /401|unauthorized|denied/i, what);
+        }
+        assert.equal((await setup.calls("renewing")).length, 2, what);
+        assertNoSecret(run, [PASSWORD, "expired-pw"]);
+      }
+    },
+  );
+
+  await t.step(
     "a failing, hanging or garbage-printing plugin: one warning, pulls go on",
     async () => {
       const dockerConfig = await Deno.makeTempFile({ suffix: ".json" });

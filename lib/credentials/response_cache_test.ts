@@ -53,3 +53,17 @@ Deno.test("ResponseCache uses defaultCacheDuration only when the answer has none
   cache.put("gcr.io/p/c", answer("Image"), 0);
   assert.equal(cache.get("gcr.io/p/c"), undefined);
 });
+
+Deno.test("ResponseCache forgets a refused answer, but not one stored after it was looked up", () => {
+  const clock = manualClock();
+  const cache = new ResponseCache(clock);
+  cache.put("gcr.io/p/a", answer("Registry", 60_000), 0);
+  const lookedUpAt = clock.time;
+  clock.time += 10;
+  cache.forget("gcr.io/p/b", lookedUpAt);
+  assert.equal(cache.get("gcr.io/p/a"), undefined, "the registry's answer is asked again");
+
+  cache.put("gcr.io/p/a", answer("Registry", 60_000), 0);
+  cache.forget("gcr.io/p/a", lookedUpAt);
+  assert.deepEqual(cache.get("gcr.io/p/a"), auth, "renewed since: kept");
+});

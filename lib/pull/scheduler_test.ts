@@ -198,6 +198,42 @@ Deno.test("refused credentials fail the image without retrying", async () => {
   assert.equal(t.runtime.pulls.length, 1);
 });
 
+Deno.test("refused plugin credentials are renewed once, then the image fails", async () => {
+  const denied = () => ({ ms: 10, fail: criError(2, "failed to authorize: 401 Unauthorized") });
+  for (const [script, expected] of [[[denied()], "pulled"], [[denied(), denied()], "failed"]]) {
+    const t = setup({ a: script as Step[] });
+    const lookups: Array<boolean | undefined> = [];
+    const lookupCredentials: PullTarget["lookupCredentials"] = (_signal, options) => {
+      lookups.push(options?.renew);
+      return Promise.resolve([{ username: `plugin-${lookups.length}` }]);
+    };
+    const [result] = await t.run([target("a", { lookupCredentials })]);
+    assert.equal(result.status, expected);
+    assert.equal(result.attempts, 2);
+    if (expected === "failed") assert.equal(result.failure, "permanent");
+    assert.deepEqual(lookups, [false, true], "the second lookup renews");
+    assert.deepEqual(t.runtime.pulls.map((p) => p.auth?.username), ["plugin-1", "plugin-2"]);
+    const delays = t.events.flatMap((e) => e.type === "retry-scheduled" ? [e.delayMs] : []);
+    assert.deepEqual(delays, [0], "renewed credentials are tried at once");
+  }
+});
+
+Deno.test("a refusal with no plugin credentials looked up is not retried", async () => {
+  const denied = () => ({ ms: 10, fail: criError(2, "failed to authorize: 401 Unauthorized") });
+  const t = setup({ a: [denied(), denied()] });
+  const [result] = await t.run([target("a", { lookupCredentials: () => Promise.resolve([]) })]);
+  assert.equal(result.failure, "permanent");
+  assert.equal(t.runtime.pulls.length, 1);
+});
+
+Deno.test("an image the registry does not have is not retried, with plugin credentials too", async () => {
+  const t = setup({ a: [{ ms: 10, fail: criError(5, "a: not found") }] });
+  const lookupCredentials = () => Promise.resolve([{ username: "plugin" }]);
+  const [result] = await t.run([target("a", { lookupCredentials })]);
+  assert.equal(result.failure, "permanent");
+  assert.equal(t.runtime.pulls.length, 1);
+});
+
 Deno.test("an interrupt ends every unfinished image promptly as interrupted", async () => {
   const interrupt = new AbortController();
   const t = setup({ slow: ["stall"], fast: [{ ms: 1_000 }] }, { signal: interrupt.signal });
