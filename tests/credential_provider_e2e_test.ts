@@ -221,6 +221,28 @@ Deno.test("fetch with kubelet credential provider plugins", async (t) => {
   );
 
   await t.step(
+    "pulling an image already on the node again asks the registry for its manifest only",
+    async () => {
+      // What a kubelet's credential verification (KEP-2535) costs for a prefetched image.
+      const provider = {
+        name: "verify",
+        matchImages: [stack.proxy.host],
+        plugin: { auth: goodBoth, cacheDuration: "1h" },
+      };
+      const first = await fetchWith([provider], [viaProxy]);
+      await using _first = first.setup;
+      assert.deepEqual(statuses(first.run), ["pulled"], describe(first.run));
+      stack.proxy.resetCounters();
+      const again = await fetchWith([provider], [viaProxy]);
+      await using _again = again.setup;
+      assert.deepEqual(statuses(again.run), ["pulled"], describe(again.run));
+      const paths = stack.proxy.requests.map((r) => r.path);
+      assert.ok(paths.length > 0, "the second pull asked the registry nothing");
+      assert.ok(paths.every((p) => p.includes("/manifests/")), paths.join("\n"));
+    },
+  );
+
+  await t.step(
     "a failing, hanging or garbage-printing plugin: one warning, pulls go on",
     async () => {
       const dockerConfig = await Deno.makeTempFile({ suffix: ".json" });
