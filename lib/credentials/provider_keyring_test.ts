@@ -38,7 +38,7 @@ function runner(answers: Record<string, ProviderResponse | Error>) {
   return { run, calls, maxInFlight: () => maxInFlight };
 }
 
-const clock = { now: () => 0, sleep: () => Promise.resolve() };
+const clock = { now: () => 0, wallNow: () => 0, sleep: () => Promise.resolve() };
 const image = (text: string) => parseImageReference(text);
 
 Deno.test("ProviderKeyring runs a Registry-keyed plugin once for many images of a registry", async () => {
@@ -154,7 +154,7 @@ Deno.test("ProviderKeyring renews a refused answer once, however many images it 
   let time = 1_000;
   const keyring = new ProviderKeyring([provider("gcr", ["gcr.io"])], {
     binDir: "/none",
-    clock: { now: () => time, sleep: () => Promise.resolve() },
+    clock: { now: () => time, wallNow: () => 0, sleep: () => Promise.resolve() },
     runPlugin: fake.run,
   });
   await keyring.credentialsFor(image("gcr.io/p/a:1"));

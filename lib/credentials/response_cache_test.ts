@@ -4,7 +4,12 @@ import type { CacheKeyType } from "./provider_response.ts";
 
 /** A clock that moves only when a test sets `time`. */
 function manualClock() {
-  const clock = { time: 1_000_000, now: () => clock.time, sleep: () => Promise.resolve() };
+  const clock = {
+    time: 1_000_000,
+    now: () => clock.time,
+    wallNow: () => 0,
+    sleep: () => Promise.resolve(),
+  };
   return clock;
 }
 

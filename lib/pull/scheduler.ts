@@ -364,6 +364,7 @@ async function oneAttempt(
     : [];
   const withCredentials = { ...target, credentials: [...target.credentials, ...looked] };
   const startedAt = run.clock.now();
+  const startedAtWall = run.clock.wallNow();
   const attemptId = run.newAttemptId();
   run.emit({
     type: "attempt-started",
@@ -391,7 +392,7 @@ async function oneAttempt(
     release();
   }
   if (imageRef !== undefined) progress = progressWhenPulled(progress);
-  const started = { image, attempt, attemptId, startedAt, timeoutMs };
+  const started = { image, attempt, attemptId, startedAt, startedAtWall, timeoutMs };
   const renewable = !renew && looked.length > 0;
   return { imageRef, error, renewable, finished: finishedEvent(started, progress, run) };
 }
@@ -402,16 +403,21 @@ function finishedEvent(
     image: string;
     attempt: number;
     attemptId: string;
+    /** On the run's monotonic clock, for the duration. */
     startedAt: number;
+    /** On the wall clock, for people. */
+    startedAtWall: number;
     timeoutMs: number;
   },
   progress: AttemptProgress | undefined,
   run: Run,
 ): AttemptOutcome["finished"] {
-  const durationMs = run.clock.now() - started.startedAt;
+  const { startedAt, startedAtWall, ...rest } = started;
+  const durationMs = run.clock.now() - startedAt;
   return {
     type: "attempt-finished",
-    ...started,
+    ...rest,
+    startedAt: startedAtWall,
     durationMs,
     elapsedMs: elapsedMs(run),
     receivedBytes: progress?.receivedBytes,

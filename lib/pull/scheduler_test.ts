@@ -234,6 +234,23 @@ Deno.test("an image the registry does not have is not retried, with plugin crede
   assert.equal(t.runtime.pulls.length, 1);
 });
 
+Deno.test("a wall-clock step neither cuts an attempt nor stretches one", async () => {
+  const t = setup({ a: ["stall", { ms: 5_000 }] });
+  const wallStart = t.clock.wallNow();
+  // chrony steps a fresh node's clock an hour forward, then two hours back, mid-attempt.
+  t.clock.sleep(10_000).then(() => t.clock.stepWallClock(3_600_000));
+  t.clock.sleep(20_000).then(() => t.clock.stepWallClock(-7_200_000));
+  const [result] = await t.run([target("a")]);
+  assert.equal(result.status, "pulled");
+  const finished = t.events.filter((e) => e.type === "attempt-finished");
+  assert.deepEqual(finished.map((e) => e.durationMs), [30_000, 5_000], "timed as if no step");
+  assert.equal(t.elapsed(), 36_000, "30 s attempt + 1 s delay + 5 s attempt");
+  assert.equal(result.elapsedMs, 36_000);
+  // What people read keeps the wall clock's word: the second attempt began after both steps.
+  assert.equal(finished[0].startedAt, wallStart);
+  assert.equal(finished[1].startedAt, wallStart + 31_000 - 3_600_000);
+});
+
 Deno.test("an interrupt ends every unfinished image promptly as interrupted", async () => {
   const interrupt = new AbortController();
   const t = setup({ slow: ["stall"], fast: [{ ms: 1_000 }] }, { signal: interrupt.signal });

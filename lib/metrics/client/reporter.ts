@@ -54,7 +54,7 @@ export function openMetricsReporter(connection: MetricsReporterConnection): Open
     return {
       endpoint: connection.endpoint,
       report,
-      flush: (timeoutMs) => submitter.flush(timeoutMs),
+      flush: (timeoutMs, signal) => submitter.flush(timeoutMs, signal),
     };
   };
 }
