@@ -6,6 +6,7 @@
  * @module
  */
 import { type Clock, systemClock } from "../core/clock.ts";
+import { Deadline } from "../core/deadline.ts";
 import { CriClient, type RuntimeVersion } from "../runtime/cri_client.ts";
 import {
   credentialsFor,
@@ -107,16 +108,41 @@ export interface FetchContext {
   clock?: Clock;
 }
 
+/**
+ * After the pulls, pinning, the metrics' last delivery and the node's label and taint share what
+ * is left of `--overall-timeout`, and at least this long when the pulls used it all.
+ */
+export const FINISH_GRACE_MS = 2_000;
+/** After SIGTERM or SIGINT, what the run has left to finish (summary, metrics, node label). */
+export const INTERRUPTED_FINISH_MS = 1_500;
+
 /** Runs `fetch` and returns its exit status. */
 export async function runFetch(config: FetchConfig, context: FetchContext): Promise<number> {
   const { logger } = context;
   const clock = context.clock ?? systemClock;
   const start = clock.now();
+  const overallAt = start + config.overallTimeoutMs;
   try {
-    const input = await readInput(config, logger, clock, context.signal);
+    // The waits for the list and the runtime count against --overall-timeout too.
+    const listTimeoutMs = Math.min(config.imageListTimeoutMs, config.overallTimeoutMs);
+    const input = await readInput(
+      { ...config, imageListTimeoutMs: listTimeoutMs },
+      logger,
+      clock,
+      context.signal,
+    );
     const reporter = context.openReporter?.({ imagesTotal: input.entries.length });
     using runtime = new CriClient(config.criSocket);
-    const version = await waitForRuntime(runtime, config, clock, context);
+    const connectTimeoutMs = Math.min(
+      config.criConnectTimeoutMs,
+      Math.max(0, overallAt - clock.now()),
+    );
+    const version = await waitForRuntime(
+      runtime,
+      { ...config, criConnectTimeoutMs: connectTimeoutMs },
+      clock,
+      context,
+    );
     using progress = await watchProgress(config, clock, logger);
     logger.info("fetch started", {
       node: config.nodeName,
@@ -133,6 +159,7 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
       runtime,
       schedule: config.schedule,
       overallTimeoutMs: config.overallTimeoutMs,
+      startedAt: start,
       maxParallel: config.maxParallel,
       pullPolicy: config.pullPolicy,
       signal: context.signal,
@@ -145,10 +172,20 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
         reporter?.report(event);
       },
     });
-    await gate?.flush(context.signal?.aborted ? 500 : 2_000);
-    if (config.pin) await pinAfterRun(config, results, { runtime, version, context, clock });
-    const summary = await writeSummary(config, context, { results, reporter, start, clock, input });
-    return await exitStatus(config, context, summary, input.problems.length, clock);
+    using finish = finishDeadline(clock, overallAt, context.signal);
+    await gate?.flush(Math.min(context.signal?.aborted ? 500 : 2_000, finish.remainingMs()));
+    if (config.pin) {
+      await pinAfterRun(config, results, { runtime, version, context, clock, finish });
+    }
+    const summary = await writeSummary(config, context, {
+      results,
+      reporter,
+      start,
+      clock,
+      input,
+      finish,
+    });
+    return await exitStatus(config, context, summary, input.problems.length, { clock, finish });
   } catch (error) {
     return exitStatusOfError(error, logger);
   }
@@ -199,15 +236,38 @@ function runtimeName(version: RuntimeVersion): string {
   return `${version.runtimeName} ${version.runtimeVersion}`;
 }
 
-/** `--pin`: pins what is on the node, unless the run was stopped. */
+/**
+ * The deadline of what follows the pulls: what is left of `--overall-timeout`, at least
+ * {@linkcode FINISH_GRACE_MS}; from an interrupt on, {@linkcode INTERRUPTED_FINISH_MS}.
+ */
+function finishDeadline(clock: Clock, overallAt: number, interrupt?: AbortSignal): Deadline {
+  const finish = new Deadline(
+    clock,
+    Math.max(overallAt, clock.now() + FINISH_GRACE_MS),
+    () => new Error("the run's time is up (--overall-timeout)"),
+  );
+  const shorten = () =>
+    finish.shorten(clock.now() + INTERRUPTED_FINISH_MS, () => interrupt?.reason);
+  if (interrupt?.aborted) shorten();
+  else interrupt?.addEventListener("abort", shorten, { once: true });
+  return finish;
+}
+
+/** `--pin`: pins what is on the node, unless the run was stopped, within the run's time. */
 async function pinAfterRun(
   config: FetchConfig,
   results: ImageResult[],
-  run: { runtime: CriClient; version: RuntimeVersion; context: FetchContext; clock: Clock },
+  run: {
+    runtime: CriClient;
+    version: RuntimeVersion;
+    context: FetchContext;
+    clock: Clock;
+    finish: Deadline;
+  },
 ): Promise<void> {
   const { logger } = run.context;
-  if (run.context.signal?.aborted) {
-    logger.warn("not pinning images: the run was stopped");
+  if (run.context.signal?.aborted || run.finish.signal.aborted) {
+    logger.warn("not pinning images: the run was stopped or its time is up");
     return;
   }
   using labeler = new ContainerdImages(config.criSocket);
@@ -217,6 +277,7 @@ async function pinAfterRun(
     logger,
     clock: run.clock,
     runtime: runtimeName(run.version),
+    signal: run.finish.signal,
   });
 }
 
@@ -233,10 +294,11 @@ async function writeSummary(
     start: number;
     clock: Clock;
     input: RunInput;
+    finish: Deadline;
   },
 ): Promise<FetchSummary> {
-  const { reporter } = run;
-  const delivery = await reporter?.flush(context.signal?.aborted ? 2_000 : 10_000);
+  const { reporter, finish } = run;
+  const delivery = await reporter?.flush(Math.min(10_000, finish.remainingMs()), finish.signal);
   if (reporter && delivery && delivery.undelivered > 0) {
     context.logger.warn("some pull attempts could not be delivered to the metrics server", {
       endpoint: reporter.endpoint,
@@ -258,7 +320,7 @@ async function exitStatus(
   context: FetchContext,
   summary: FetchSummary,
   invalidLines: number,
-  clock: Clock,
+  { clock, finish }: { clock: Clock; finish: Deadline },
 ): Promise<number> {
   const interrupt = context.signal?.reason;
   const interrupted = context.signal?.aborted === true && interrupt instanceof InterruptedError;
@@ -268,8 +330,10 @@ async function exitStatus(
       allOnNode: summary.failed === 0 && invalidLines === 0,
       interrupted,
       strict: config.strict,
-    }, { logger: context.logger, clock });
-  if (interrupted) return (interrupt as InterruptedError).exitCode;
+    }, { logger: context.logger, clock, signal: finish.signal, deadline: finish.at });
+  // Interrupted during the updates too: the signal's exit status.
+  const stopped = context.signal?.reason;
+  if (stopped instanceof InterruptedError) return stopped.exitCode;
   if (node?.taintRemovalFailed) return ExitCode.StartupTaintKept;
   if (invalidLines > 0) return ExitCode.InvalidInput;
   if (summary.failed > 0 && config.strict) return ExitCode.ImagesFailed;

@@ -146,8 +146,14 @@ export interface PullSchedulerOptions {
   runtime: ImageRuntime;
   /** Attempt timeouts and delays. */
   schedule: RetryScheduleOptions;
-  /** Nothing runs past this many milliseconds after the start. */
+  /** Nothing runs past this many milliseconds after the start (`startedAt`). */
   overallTimeoutMs: number;
+  /**
+   * When the run started, a time of `clock`: the overall timeout and every `elapsedMs` count from
+   * it (a `fetch` run starts before it waits for its image list and its runtime).
+   * @default {the clock's now, when pullImages is called}
+   */
+  startedAt?: number;
   /**
    * How many pull attempts may run at once; 0 for no bound.
    * @default {0}
@@ -226,7 +232,7 @@ export async function pullImages(
   options: PullSchedulerOptions,
 ): Promise<ImageResult[]> {
   const clock = options.clock ?? systemClock;
-  const start = clock.now();
+  const start = options.startedAt ?? clock.now();
   const deadline = start + options.overallTimeoutMs;
   const stop = new AbortController();
   const signals = [stop.signal, ...(options.signal ? [options.signal] : [])];
@@ -241,7 +247,7 @@ export async function pullImages(
     emit: options.onEvent ?? (() => {}),
     newAttemptId: options.newAttemptId ?? (() => crypto.randomUUID()),
   };
-  clock.sleep(options.overallTimeoutMs, stop.signal).then(
+  clock.sleep(Math.max(0, deadline - clock.now()), stop.signal).then(
     () => stop.abort(new OverallTimeoutError(options.overallTimeoutMs)),
     () => {},
   );
