@@ -215,6 +215,7 @@ Deno.test("fetch with kubelet credential provider plugins", async (t) => {
           assert.match(image.error!, /401|unauthorized|denied/i, what);
         }
         assert.equal((await setup.calls("renewing")).length, 2, what);
+        assert.ok(run.events.some((e) => e.msg.startsWith("the registry refused the plugins")));
         assertNoSecret(run, [PASSWORD, "expired-pw"]);
       }
     },

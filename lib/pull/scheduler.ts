@@ -137,7 +137,15 @@ export type PullEvent =
     progress: AttemptProgress;
     elapsedMs: number;
   }
-  | { type: "retry-scheduled"; image: string; attempt: number; delayMs: number; elapsedMs: number }
+  | {
+    type: "retry-scheduled";
+    image: string;
+    attempt: number;
+    delayMs: number;
+    elapsedMs: number;
+    /** The next attempt looks its plugin credentials up again: the registry refused them. */
+    renewCredentials?: boolean;
+  }
   | { type: "image-done"; result: ImageResult };
 
 /** Options for {@linkcode pullImages}. */
@@ -308,6 +316,7 @@ async function pullOne(target: PullTarget, run: Run): Promise<ImageResult> {
       attempt,
       delayMs: next.delayMs,
       elapsedMs: elapsedMs(run),
+      ...(renew ? { renewCredentials: true } : {}),
     });
     await run.clock.sleep(next.delayMs, run.signal).catch(() => {});
   }

@@ -213,8 +213,12 @@ Deno.test("refused plugin credentials are renewed once, then the image fails", a
     if (expected === "failed") assert.equal(result.failure, "permanent");
     assert.deepEqual(lookups, [false, true], "the second lookup renews");
     assert.deepEqual(t.runtime.pulls.map((p) => p.auth?.username), ["plugin-1", "plugin-2"]);
-    const delays = t.events.flatMap((e) => e.type === "retry-scheduled" ? [e.delayMs] : []);
-    assert.deepEqual(delays, [0], "renewed credentials are tried at once");
+    const retries = t.events.flatMap((e) => e.type === "retry-scheduled" ? [e] : []);
+    assert.deepEqual(
+      retries.map((e) => [e.delayMs, e.renewCredentials]),
+      [[0, true]],
+      "renewed credentials are tried at once, and the event says so",
+    );
   }
 });
 

@@ -145,6 +145,7 @@ export class ContainerdImages implements ImageLabeler, Disposable {
   #unary<T>(method: string, request: unknown, signal: AbortSignal | undefined): Promise<T> {
     return containerdUnary<T>(this.#client, method, request, {
       namespace: this.#namespace,
+      // gRPC takes a time of day, and turns it into a timer as the call starts.
       deadline: Date.now() + this.#timeoutMs,
       signal,
       error: (error) => new ImagesServiceError(method, this.socket, error),
