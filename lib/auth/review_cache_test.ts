@@ -7,7 +7,7 @@ Deno.test("an answer is reused for its time, then asked again; concurrent asks s
   const clock = { now: () => now, sleep: () => Promise.resolve() };
   const cache = new ReviewCache<string>({ clock });
   let reviews = 0;
-  const review = async () => ({ value: `answer-${++reviews}`, ttlMs: 1_000 });
+  const review = () => Promise.resolve({ value: `answer-${++reviews}`, ttlMs: 1_000 });
   const [a, b] = await Promise.all([cache.get("k", review), cache.get("k", review)]);
   assert.deepEqual([a, b, reviews], ["answer-1", "answer-1", 1]);
   now += 999;
@@ -19,7 +19,7 @@ Deno.test("an answer is reused for its time, then asked again; concurrent asks s
 Deno.test("the cache holds at most maxEntries, dropping the least recently used", async () => {
   const cache = new ReviewCache<number>({ maxEntries: 2 });
   let reviews = 0;
-  const review = async () => ({ value: ++reviews, ttlMs: 60_000 });
+  const review = () => Promise.resolve({ value: ++reviews, ttlMs: 60_000 });
   await cache.get("a", review);
   await cache.get("b", review);
   await cache.get("a", review); // a is now the most recent
@@ -33,7 +33,7 @@ Deno.test("a failed review and an answer with no time are not kept", async () =>
   const cache = new ReviewCache<string>();
   await assert.rejects(() => cache.get("k", () => Promise.reject(new Error("API down"))));
   assert.equal(cache.size, 0);
-  assert.equal(await cache.get("k", async () => ({ value: "x", ttlMs: 0 })), "x");
+  assert.equal(await cache.get("k", () => Promise.resolve({ value: "x", ttlMs: 0 })), "x");
   assert.equal(cache.size, 0);
 });
 
