@@ -125,6 +125,11 @@ Deno.test("each node speaks for itself, with the token the Kubernetes API says i
     const run = await fetchAs("node-b");
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(await nodesOfResults(), ["node-a"], "nothing recorded for node-b");
+    // fetch says why, in the server's words.
+    assert.ok(
+      run.events.some((e) => /speaks for node "node-a", not "node-b"/.test(String(e.error))),
+      run.stderr,
+    );
     const refused = await admit(endpoint, nodeToken(api, "node-a"), "node-b");
     assert.equal(refused.ok, false);
     assert.equal(refused.code, 7 /* PERMISSION_DENIED */);

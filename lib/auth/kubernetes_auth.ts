@@ -144,7 +144,14 @@ export async function connectKubernetesAuth(
   try {
     client = await KubeClient.create(inClusterConfig(env, settings.serviceAccountDir));
   } catch (error) {
-    if (!(error instanceof InClusterConfigError || error instanceof KubeApiError)) throw error;
+    if (error instanceof InClusterConfigError) {
+      throw new InvalidInputError(
+        "--node-service-account checks tokens with the Kubernetes API, but " +
+          "KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set: run aggregate-metrics " +
+          "in a pod of the cluster (deploy.ts does), or leave --node-service-account out.",
+      );
+    }
+    if (!(error instanceof KubeApiError)) throw error;
     throw new InvalidInputError(
       `--node-service-account needs the Kubernetes API: ${error.message}`,
     );

@@ -91,8 +91,8 @@ function refusal(error: grpc.ServiceError): WavesRefusedError | undefined {
     case grpc.status.UNAUTHENTICATED:
     case grpc.status.PERMISSION_DENIED:
       return new WavesRefusedError(
-        `the coordinator refused our token (${error.details}); give fetch --metrics-token-file ` +
-          "the token of aggregate-metrics --token-file",
+        `the coordinator refused this node (${error.details}); check that fetch ` +
+          "--metrics-token-file holds a token the server accepts",
         error.code,
       );
     default:
