@@ -118,10 +118,13 @@ Deno.test("another label, another taint, an added NoExecute or the startup taint
   assert.match(admit(review(untainted, before)), /only remove the startup taint/);
   const annotated = structuredClone(before);
   annotated.metadata.annotations = { "example.com/x": "y" };
-  assert.match(admit(review(before, annotated)), /annotations or cordon/);
+  assert.match(admit(review(before, annotated)), /may not change a node's annotations/);
+  const finalized = structuredClone(before);
+  finalized.metadata.finalizers = ["example.com/keep"];
+  assert.match(admit(review(before, finalized)), /finalizers/);
   const cordoned = structuredClone(before);
   cordoned.spec.unschedulable = true;
-  assert.match(admit(review(before, cordoned)), /annotations or cordon/);
+  assert.match(admit(review(before, cordoned)), /nor cordon it/);
 });
 
 Deno.test("another user's change is not this policy's business", () => {

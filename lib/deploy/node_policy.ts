@@ -39,6 +39,12 @@ function taintParts(taint: string): { key: string; value: string; effect: string
     : { key: keyValue.slice(0, eq), value: keyValue.slice(eq + 1), effect };
 }
 
+/** CEL: the field at `path` (absent reads as `empty`) is the same before and after. */
+function unchanged(path: string, empty: string): string {
+  const read = (o: string) => `(has(${o}.${path}) ? ${o}.${path} : ${empty})`;
+  return `${read("object")} == ${read("oldObject")}`;
+}
+
 /** The ServiceAccount username of the instance's prefetch pods. */
 export function prefetchUsername(o: Instance): string {
   return `system:serviceaccount:${o.namespace}:${o.name}`;
@@ -108,11 +114,15 @@ export function policyValidations(o: Instance): PolicyValidation[] {
           "it may not add, change or remove any other taint",
     },
     {
-      expression: "(has(object.metadata.annotations) ? object.metadata.annotations : {}) == " +
-        "(has(oldObject.metadata.annotations) ? oldObject.metadata.annotations : {}) && " +
+      expression: [
+        unchanged("metadata.annotations", "{}"),
+        unchanged("metadata.finalizers", "[]"),
+        unchanged("metadata.ownerReferences", "[]"),
         "(has(object.spec.unschedulable) && object.spec.unschedulable) == " +
         "(has(oldObject.spec.unschedulable) && oldObject.spec.unschedulable)",
-      message: `${prefetchUsername(o)} may not change a node's annotations or cordon it`,
+      ].join(" && "),
+      message: `${prefetchUsername(o)} may not change a node's annotations, finalizers or ` +
+        "owners, nor cordon it",
     },
   ];
 }
