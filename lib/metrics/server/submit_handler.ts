@@ -26,6 +26,7 @@ import {
   grpcStatusOf,
   isRefusal,
   type NodeCaller,
+  type Refusal,
   type ServerAuth,
 } from "../../core/bearer_token.ts";
 import { type MetricsStore, StoreFullError } from "./store.ts";
@@ -128,7 +129,18 @@ class SubmitStream {
   }
 
   async start(): Promise<void> {
-    const caller = await this.#options.auth.node(authorizationOf(this.#call.metadata));
+    // Listening for errors first: the stream may break while its caller is being checked.
+    this.#call.on("error", (error) => {
+      this.#options.logger.debug("stream broke", { ...this.#counts(), error: error.message });
+      this.#journal();
+      this.#done = true;
+    });
+    const caller = await this.#options.auth.node(authorizationOf(this.#call.metadata)).catch(
+      (error): Refusal => ({
+        refused: "unavailable",
+        message: `cannot check the caller (${error})`,
+      }),
+    );
     if (isRefusal(caller)) {
       this.#options.warnOnce(`refused-${caller.refused}`, "refused a submit", {
         peer: this.#peer,
@@ -142,11 +154,6 @@ class SubmitStream {
     this.#call.on("end", () => {
       this.#options.logger.debug("stream received", this.#counts());
       this.#finish(null);
-    });
-    this.#call.on("error", (error) => {
-      this.#options.logger.debug("stream broke", { ...this.#counts(), error: error.message });
-      this.#journal();
-      this.#done = true;
     });
   }
 

@@ -11,7 +11,9 @@ import {
   authorizationOf,
   grpcStatusOf,
   isRefusal,
+  type NodeCaller,
   openAuth,
+  type Refusal,
   type ServerAuth,
   sharedTokenAuth,
 } from "../../core/bearer_token.ts";
@@ -62,11 +64,22 @@ export function wavesEndpoint(options: WavesEndpointOptions): WavesEndpoint {
   const auth = options.auth ?? (options.token ? sharedTokenAuth(options.token) : openAuth());
   const serverId = crypto.randomUUID();
   let warned = false;
-  const admit = async (
+  const admit = (
     call: grpc.ServerUnaryCall<WireAdmitRequest, WireAdmitResponse>,
     callback: grpc.sendUnaryData<WireAdmitResponse>,
   ) => {
-    const caller = await auth.node(authorizationOf(call.metadata));
+    auth.node(authorizationOf(call.metadata)).then(
+      (caller) => decide(call, callback, caller),
+    ).catch((error) => {
+      logger.error("failed to answer an admission", { error: String(error) });
+      callback({ code: grpc.status.INTERNAL, details: "the coordinator failed to answer" }, null);
+    });
+  };
+  const decide = (
+    call: grpc.ServerUnaryCall<WireAdmitRequest, WireAdmitResponse>,
+    callback: grpc.sendUnaryData<WireAdmitResponse>,
+    caller: NodeCaller | Refusal,
+  ) => {
     const node = isRefusal(caller) ? caller : caller.nodeFor(call.request.node);
     if (isRefusal(node)) {
       const fields = { peer: call.getPeer(), error: node.message };
