@@ -2,7 +2,7 @@
  * The Kubernetes {@linkcode ServerAuth} of `aggregate-metrics`: nodes are the node their bound
  * service-account token names (`node_identity.ts`), readers are whoever RBAC lets `get` the path
  * (`reader_access.ts`); both answers are kept in a bounded cache for a minute at most, and never
- * past the token's expiry, so thousands of nodes polling cost a few API calls a second.
+ * past the token's expiry, so a node costs one TokenReview a minute however often it calls.
  *
  * @module
  */
