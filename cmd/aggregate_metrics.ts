@@ -250,6 +250,12 @@ export async function main(args: string[]): Promise<never> {
     Deno.addSignalListener(signal, () => stop.abort(signal));
   }
   const logger = new Logger({ format: invocation.logFormat, debug: invocation.debug });
+  if (invocation.config.tokenFile) {
+    logger.warn(
+      "--token-file trusts the node each message names: every holder of the token may speak for " +
+        "any node; in Kubernetes, use --node-service-account (deploy.ts does)",
+    );
+  }
   let auth: ServerAuth | undefined;
   try {
     if (invocation.kubernetesAuth) {
