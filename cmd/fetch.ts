@@ -7,7 +7,7 @@
 import { ExitCode, InterruptedError, InvalidInputError } from "../lib/core/exit_codes.ts";
 import { type LogFormat, Logger } from "../lib/core/log.ts";
 import type { RetryScheduleOptions } from "../lib/core/retry_schedule.ts";
-import { readTokenFile } from "../lib/core/token_file.ts";
+import { tokenFileSource } from "../lib/core/token_file.ts";
 import { openMetricsReporter } from "../lib/metrics/client/reporter.ts";
 import { openNodeWaves } from "../lib/waves/client/node_waves.ts";
 import { type FetchConfig, runFetch } from "../lib/pull/run_fetch.ts";
@@ -85,7 +85,8 @@ export const FETCH_FLAGS = {
   "metrics-token-file": {
     type: "string",
     value: "path",
-    help: "File with the bearer token the metrics server requires, if it requires one.",
+    help: "File with the bearer token the metrics server requires (in a pod: a projected " +
+      "service-account token), read again before every call, so a rotated token is sent.",
   },
   waves: {
     type: "boolean",
@@ -402,10 +403,10 @@ export async function main(args: string[]): Promise<never> {
   }
   const logger = new Logger({ format: invocation.logFormat, debug: invocation.debug });
   const { metricsEndpoint: endpoint, metricsTokenFile, waves, config } = invocation;
-  let token: string | undefined;
+  let token: (() => string) | undefined;
   try {
     token = metricsTokenFile
-      ? await readTokenFile(metricsTokenFile, "--metrics-token-file")
+      ? await tokenFileSource(metricsTokenFile, "--metrics-token-file")
       : undefined;
   } catch (error) {
     // Logged like every other problem of a run, in the run's --log-format.

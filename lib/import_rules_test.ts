@@ -91,6 +91,16 @@ const RULES: {
     forbids: (to) => !["lib/core/", "lib/kube/"].some((f) => under(to, f)),
   },
   {
+    name: "lib/auth/ imports only lib/core/, lib/kube/ and itself",
+    covers: (from) => under(from, "lib/auth/") && !isTest(from),
+    forbids: (to) => !["lib/core/", "lib/kube/", "lib/auth/"].some((f) => under(to, f)),
+  },
+  {
+    name: "only cmd/ wires lib/auth/ in: the servers ask lib/core/bearer_token.ts's hook",
+    covers: (from) => under(from, "lib/") && !under(from, "lib/auth/") && !isTest(from),
+    forbids: (to) => under(to, "lib/auth/"),
+  },
+  {
     name: "lib/waves/ imports only lib/core/, itself, and the gate interface of lib/pull/",
     covers: (from) => under(from, "lib/waves/") && !isTest(from),
     forbids: (to) =>

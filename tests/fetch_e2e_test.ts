@@ -226,11 +226,13 @@ testEachContainerd("fetch pulls through the real CRI", async (t, containerd) => 
 
 /**
  * What each containerd says when a registry refuses an anonymous pull (both are failed at once,
- * without retries): 1.6 quotes the registry's status, 1.7 its own reading of it.
+ * without retries): 1.6 quotes the registry's status, 1.7 and 2.1 their own reading of it.
  */
 const ANONYMOUS_PULL_DENIED: Record<string, RegExp> = {
   "1.6.20": /pulling from host \S+ failed with status code \[manifests v1\]: 401 Unauthorized$/,
   "1.7.24":
+    /pull access denied, repository does not exist or may require authorization: authorization failed: no basic auth credentials$/,
+  "2.1.9":
     /pull access denied, repository does not exist or may require authorization: authorization failed: no basic auth credentials$/,
 };
 

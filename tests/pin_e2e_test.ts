@@ -18,7 +18,11 @@ import {
 import { jsonFetchArgs, type ProgramRun, runProgram } from "../testing/prefetcher_process.ts";
 
 /** Whether each containerd reports a labelled image as pinned through CRI. */
-const REPORTS_PINNED: Record<string, boolean> = { "1.6.20": false, "1.7.24": true };
+const REPORTS_PINNED: Record<string, boolean> = {
+  "1.6.20": false,
+  "1.7.24": true,
+  "2.1.9": true,
+};
 
 function fetchOn(socket: string, args: string[]): Promise<ProgramRun> {
   return runProgram([...jsonFetchArgs(socket), "--node-name", "pin-node", ...args]);
@@ -140,6 +144,7 @@ testEachContainerd(
 const SURVIVES_UPDATE_WITHOUT_TARGET: Record<string, boolean> = {
   "1.6.20": true,
   "1.7.24": false,
+  "2.1.9": false,
 };
 
 testEachContainerd(

@@ -79,8 +79,9 @@ export function daemonSet(o: Instance): KubernetesObject {
 /** The prefetch pod: where it runs, who it runs as, its two containers and its volumes. */
 function prefetchPodSpec(o: Instance): Json {
   return {
-    ...(o.flavor === "ocp" || o.nodeApi ? { serviceAccountName: o.name } : {}),
-    // Only the init container gets a token, and only when it talks to the API.
+    ...(o.flavor === "ocp" || o.nodeApi || o.collectMetrics ? { serviceAccountName: o.name } : {}),
+    // Only the init container gets tokens: for the API when it talks to it, and for the metrics
+    // server (its own audience) when it reports.
     automountServiceAccountToken: false,
     enableServiceLinks: false,
     // Cloud plugins ask the metadata server for the node's identity, as from the host.

@@ -103,8 +103,8 @@ export const DEPLOY_FLAGS: Readonly<Record<string, FlagSpec>> = {
     type: "string",
     value: METRICS_SERVICE_TYPES.join("|"),
     default: "ClusterIP",
-    help: "LoadBalancer exposes the metrics' HTTP port outside the cluster (reads need the " +
-      "token of the Secret <name>-token).",
+    help: "LoadBalancer exposes the metrics' HTTP port outside the cluster (each read needs a " +
+      "token that RBAC lets get the path).",
   },
   "node-selector": {
     type: "string",

@@ -26,7 +26,7 @@ export const METRICS_HTTP_PORT = 8080;
 /** Where the init container finds the ConfigMap's `images.txt`. */
 export const IMAGE_LIST_FILE = "/etc/image-prefetcher/image-list/images.txt";
 
-/** Where the prefetch and metrics containers find the instance's bearer token. */
+/** Where the init container finds its projected token for the metrics server. */
 export const TOKEN_FILE = "/etc/image-prefetcher/token/token";
 
 /** Where the init container finds the pull Secret's `.dockerconfigjson`. */
@@ -112,11 +112,6 @@ export function metadata(
 /** The name of the metrics Service, Deployment and NetworkPolicy. */
 export function metricsName(o: Instance): string {
   return `${o.name}-metrics`;
-}
-
-/** The name of the token's ServiceAccount and Secret. */
-export function tokenName(o: Instance): string {
-  return `${o.name}-token`;
 }
 
 /** The pod's `imagePullSecrets`, if the instance has a pull Secret. */

@@ -30,6 +30,14 @@ export interface KubeNode {
   spec?: { taints?: Taint[] };
 }
 
+/** The fields of a Pod this program reads. */
+export interface KubePod {
+  /** Name and UID. */
+  metadata: { name: string; uid?: string };
+  /** The node it is bound to, once scheduled. */
+  spec?: { nodeName?: string };
+}
+
 /** A node taint. */
 export interface Taint {
   /** The key. */
@@ -108,6 +116,37 @@ export class KubeClient implements NodeApi, Disposable {
     return this.#request({ verb: "patch", resource: "nodes", name }, "PATCH", type, body, signal);
   }
 
+  /** Reads pod `name` of `namespace`. */
+  getPod(namespace: string, name: string, signal?: AbortSignal): Promise<KubePod> {
+    const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${
+      encodeURIComponent(name)
+    }`;
+    const call = { verb: "get", resource: "pods", name: `${namespace}/${name}`, path };
+    return this.#request(call, "GET", undefined, undefined, signal);
+  }
+
+  /**
+   * Creates a review (`TokenReview` of `authentication.k8s.io/v1`, `SubjectAccessReview` of
+   * `authorization.k8s.io/v1`) and returns the API's answer, whose `status` holds the verdict.
+   */
+  createReview<T>(
+    kind: "TokenReview" | "SubjectAccessReview",
+    spec: unknown,
+    signal?: AbortSignal,
+  ): Promise<{ status?: T }> {
+    const group = kind === "TokenReview" ? "authentication.k8s.io" : "authorization.k8s.io";
+    const resource = `${kind.toLowerCase()}s`;
+    const call = {
+      verb: "create",
+      group,
+      resource,
+      name: "",
+      path: `/apis/${group}/v1/${resource}`,
+    };
+    const body = { apiVersion: `${group}/v1`, kind, spec };
+    return this.#request(call, "POST", "application/json", body, signal);
+  }
+
   /** Closes the HTTP client. */
   [Symbol.dispose](): void {
     this.#http.close();
@@ -125,7 +164,8 @@ export class KubeClient implements NodeApi, Disposable {
     let response: Response;
     try {
       response = await fetch(
-        `${this.#config.server}/api/v1/${call.resource}/${encodeURIComponent(call.name)}`,
+        this.#config.server +
+          (call.path ?? `/api/v1/${call.resource}/${encodeURIComponent(call.name)}`),
         {
           method,
           client: this.#http,

@@ -31,6 +31,27 @@ export interface StartContainerdOptions {
    * @default {[]}
    */
   disabledPlugins?: string[];
+  /**
+   * The config layout to write: 2 for containerd 1.x, 3 for 2.x (CRI split into the
+   * `io.containerd.cri.v1.images` and `io.containerd.cri.v1.runtime` plugins).
+   *
+   * @default {3 when `containerd --version` says 2.x or later, else 2}
+   */
+  configVersion?: 2 | 3;
+  /**
+   * containerd's own `image_pull_progress_timeout` (1.7 and later; 1.6 has no such setting): the
+   * CRI plugin cancels a pull whose open downloads received nothing for this long.
+   *
+   * @default {containerd's default, 5m}
+   */
+  imagePullProgressTimeout?: string;
+  /**
+   * More directories of `hosts.toml` files, listed after the harness's own in `config_path` and
+   * separated by ':', as a node may list `/etc/containerd/certs.d:/etc/docker/certs.d`.
+   *
+   * @default {[]}
+   */
+  extraRegistryConfigDirs?: string[];
 }
 
 /** A running containerd; stop it with `stop()` or `await using` (which also removes its files). */
@@ -140,9 +161,10 @@ export async function startContainerd(options: StartContainerdOptions): Promise<
   };
 
   try {
+    const configVersion = options.configVersion ?? await detectConfigVersion(binary);
     await Deno.writeTextFile(
       configPath,
-      containerdConfig(dir, socket, root, options.disabledPlugins ?? []),
+      containerdConfig(configVersion, dir, socket, root, options),
     );
     for (const host of options.registryHosts) await addRegistryHost(host);
     await start();
@@ -192,23 +214,47 @@ function runCtr(ctr: string, socket: string, args: string[]): Promise<Deno.Comma
   }).output();
 }
 
+/** 3 for a containerd 2.x or later, else 2; read from `containerd --version`. */
+async function detectConfigVersion(binary: string): Promise<2 | 3> {
+  const output = await new Deno.Command(binary, { args: ["--version"], stdin: "null" }).output();
+  // e.g. "containerd github.com/containerd/containerd/v2 2.1.9+unknown"
+  const version = new TextDecoder().decode(output.stdout).trim().split(/\s+/)[2] ?? "";
+  const major = Number(/^v?(\d+)\./.exec(version)?.[1]);
+  if (!output.success || !Number.isInteger(major)) {
+    throw new ContainerdStartError(
+      `cannot tell the version of ${binary} from its --version output; pass configVersion`,
+      new TextDecoder().decode(output.stderr),
+    );
+  }
+  return major >= 2 ? 3 : 2;
+}
+
+/** Snapshotters this harness never uses; skipping them keeps start-up quick and the log quiet. */
+const UNUSED_SNAPSHOTTERS = ["aufs", "btrfs", "devmapper", "zfs"];
+/** Snapshotters that containerd 2.x adds and this harness does not use either. */
+const UNUSED_SNAPSHOTTERS_V3 = ["blockfile", "erofs"];
+
 function containerdConfig(
+  configVersion: 2 | 3,
   dir: string,
   socket: string,
   root: string,
-  disabledPlugins: string[],
+  options: StartContainerdOptions,
 ): string {
   const q = JSON.stringify;
-  return `version = 2
+  const disabled = [
+    ...UNUSED_SNAPSHOTTERS,
+    ...(configVersion === 3 ? UNUSED_SNAPSHOTTERS_V3 : []),
+  ].map((name) => `io.containerd.snapshotter.v1.${name}`).concat(options.disabledPlugins ?? []);
+  const cri: CriSettings = {
+    configPath: [`${dir}/certs.d`, ...options.extraRegistryConfigDirs ?? []].join(":"),
+    imagePullProgressTimeout: options.imagePullProgressTimeout,
+  };
+  return `version = ${configVersion}
 root = ${q(root)}
 state = ${q(`${dir}/state`)}
-# Snapshotters this harness never uses; skipping them keeps start-up quick and the log quiet.
 disabled_plugins = [
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs",
-${disabledPlugins.map((plugin) => `  ${q(plugin)},\n`).join("")}]
+${disabled.map((plugin) => `  ${q(plugin)},\n`).join("")}]
 
 [grpc]
   address = ${q(socket)}
@@ -221,12 +267,52 @@ ${disabledPlugins.map((plugin) => `  ${q(plugin)},\n`).join("")}]
 
 [metrics]
   address = ""
+${configVersion === 3 ? criConfigV3(cri) : criConfigV2(cri)}`;
+}
 
+/** What the harness sets in the CRI plugin's config. */
+interface CriSettings {
+  /** `config_path`: directories of `hosts.toml` files, separated by ':'. */
+  configPath: string;
+  /** `image_pull_progress_timeout`, when set. */
+  imagePullProgressTimeout?: string;
+}
+
+function progressTimeoutLine(cri: CriSettings, indent: string): string {
+  return cri.imagePullProgressTimeout === undefined
+    ? ""
+    : `${indent}image_pull_progress_timeout = ${JSON.stringify(cri.imagePullProgressTimeout)}\n`;
+}
+
+/** containerd 1.x: one CRI plugin, which reads every directory `config_path` lists. */
+function criConfigV2(cri: CriSettings): string {
+  return `
 [plugins."io.containerd.grpc.v1.cri"]
+${progressTimeoutLine(cri, "  ")}\
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "native"
   [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = ${q(`${dir}/certs.d`)}
+    config_path = ${JSON.stringify(cri.configPath)}
+`;
+}
+
+/**
+ * containerd 2.x: CRI's image part is its own plugin and pulls through the transfer service,
+ * which unpacks with the snapshotter of its `unpack_config` (overlayfs unless told otherwise),
+ * and reads `config_path` as one directory, ':' and all.
+ */
+function criConfigV3(cri: CriSettings): string {
+  return `
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "native"
+${progressTimeoutLine(cri, "  ")}\
+  [plugins."io.containerd.cri.v1.images".registry]
+    config_path = ${JSON.stringify(cri.configPath)}
+
+[plugins."io.containerd.transfer.v1.local"]
+  [[plugins."io.containerd.transfer.v1.local".unpack_config]]
+    platform = ${JSON.stringify(`linux/${Deno.build.arch === "aarch64" ? "arm64" : "amd64"}`)}
+    snapshotter = "native"
 `;
 }
 

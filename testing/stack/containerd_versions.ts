@@ -1,8 +1,8 @@
 /**
  * The containerd versions the end-to-end tests run against, and how each is obtained: 1.6.20 is
- * Debian 12's `containerd` package, installed with apt-get; 1.7.24 is Debian 13 ("trixie")'s,
- * downloaded and unpacked into a cache without installing it (its binaries need only glibc ≥ 2.34
- * and run on Debian 12 with the same `runc`).
+ * Debian 12's `containerd` package, installed with apt-get; 1.7.24 is Debian 13 ("trixie")'s and
+ * 2.1.9 Debian 14 ("forky")'s, each downloaded and unpacked into a cache without installing it
+ * (their binaries need only glibc ≥ 2.34 and run on Debian 12 with the same `runc`).
  *
  * Every end-to-end test that exercises the runtime runs once per entry of
  * {@linkcode CONTAINERD_VERSIONS}, with the version in the test's name, so one version can be
@@ -33,11 +33,18 @@ export interface ContainerdVersion {
   readonly version: string;
   /**
    * `installed`: the machine's Debian package (apt-get install if missing);
-   * `download`: a package of another Debian suite, unpacked into a cache, never installed.
+   * `download`: a package of another Debian suite, unpacked into a cache, never installed;
+   * `debianVersionPrefix` is how that suite's version starts, e.g. `1.7.24~` (`1.7.24~ds1-6`) or
+   * `2.1.9+` (`2.1.9+ds1-5`).
    */
   readonly source:
     | { readonly kind: "installed"; readonly package: string }
-    | { readonly kind: "download"; readonly package: string; readonly suite: string };
+    | {
+      readonly kind: "download";
+      readonly package: string;
+      readonly suite: string;
+      readonly debianVersionPrefix: string;
+    };
 }
 
 /** Debian 12 ("bookworm")'s containerd, installed as a package. */
@@ -49,11 +56,34 @@ export const CONTAINERD_1_6: ContainerdVersion = {
 /** Debian 13 ("trixie")'s containerd, unpacked into a cache directory. */
 export const CONTAINERD_1_7: ContainerdVersion = {
   version: "1.7.24",
-  source: { kind: "download", package: "containerd", suite: "trixie" },
+  source: {
+    kind: "download",
+    package: "containerd",
+    suite: "trixie",
+    debianVersionPrefix: "1.7.24~",
+  },
+};
+
+/**
+ * Debian 14 ("forky")'s containerd, unpacked into a cache directory. Its CRI plugin pulls through
+ * containerd's transfer service and reads a version-3 config (see `containerd.ts`).
+ */
+export const CONTAINERD_2_1: ContainerdVersion = {
+  version: "2.1.9",
+  source: {
+    kind: "download",
+    package: "containerd",
+    suite: "forky",
+    debianVersionPrefix: "2.1.9+",
+  },
 };
 
 /** Every version the end-to-end tests run against, oldest first. */
-export const CONTAINERD_VERSIONS: readonly ContainerdVersion[] = [CONTAINERD_1_6, CONTAINERD_1_7];
+export const CONTAINERD_VERSIONS: readonly ContainerdVersion[] = [
+  CONTAINERD_1_6,
+  CONTAINERD_1_7,
+  CONTAINERD_2_1,
+];
 
 /** Paths of one version's programs. */
 export interface ContainerdBinaries {
@@ -103,7 +133,7 @@ export async function obtainContainerd(
     const dir = await downloadDebianPackage({
       name: version.source.package,
       suite: version.source.suite,
-      versionPrefix: `${version.version}~`,
+      versionPrefix: version.source.debianVersionPrefix,
     }, options);
     binaries = { containerd: `${dir}/usr/bin/containerd`, ctr: `${dir}/usr/bin/ctr` };
   }
@@ -117,7 +147,8 @@ async function checkVersion(binary: string, version: ContainerdVersion): Promise
       throw new ContainerdVersionError(`Cannot run ${binary} --version: ${error.message}`);
     });
   const text = new TextDecoder().decode(output.stdout).trim();
-  // e.g. "containerd github.com/containerd/containerd 1.7.24~ds1 1.7.24~ds1-6+deb13u1"
+  // e.g. "containerd github.com/containerd/containerd 1.7.24~ds1 1.7.24~ds1-6+deb13u1", or
+  // "containerd github.com/containerd/containerd/v2 2.1.9+unknown "
   const found = text.split(/\s+/)[2]?.replace(/^v/, "").replace(/[~+-].*$/, "");
   if (found !== version.version) {
     const fix = version.source.kind === "installed"

@@ -15,8 +15,8 @@ export interface DebianDownload {
   /** The suite to take it from, e.g. `trixie`. */
   suite: string;
   /**
-   * The start of the Debian version wanted, e.g. `1.7.24~` (upstream 1.7.24, any Debian
-   * revision). A suite that offers another version is an error that says so.
+   * The start of the Debian version wanted, e.g. `1.7.24~` or `2.1.9+` (upstream 1.7.24 or 2.1.9,
+   * any Debian revision). A suite that offers another version is an error that says so.
    */
   versionPrefix: string;
 }
@@ -88,7 +88,7 @@ async function downloadNow(
   options: DownloadDebianPackageOptions,
 ): Promise<string> {
   const cacheDir = options.cacheDir ?? defaultCacheDir();
-  const unpacked = `${cacheDir}/${pkg.suite}/${pkg.name}-${pkg.versionPrefix.replace(/~$/, "")}`;
+  const unpacked = `${cacheDir}/${pkg.suite}/${pkg.name}-${pkg.versionPrefix.replace(/[~+]$/, "")}`;
   if (await exists(`${unpacked}/.complete`)) return unpacked;
   for (const tool of ["apt-get", "dpkg-deb"]) {
     if (!(await findOnPath(tool))) {

@@ -54,6 +54,7 @@ export {
 export {
   CONTAINERD_1_6,
   CONTAINERD_1_7,
+  CONTAINERD_2_1,
   CONTAINERD_VERSIONS,
   type ContainerdBinaries,
   type ContainerdVersion,

@@ -32,6 +32,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { type Clock, systemClock } from "../../core/clock.ts";
 import type { Logger } from "../../core/log.ts";
+import type { TokenSource } from "../../core/token_file.ts";
 import type { DeliveryReport } from "../../pull/reporter.ts";
 import { type BufferEntry, DeliveryBuffer, isSnapshot } from "./delivery_buffer.ts";
 import { inProgressVerdict, openSubmitCall, serverIdOf, type SubmitCall } from "./submit_call.ts";
@@ -41,8 +42,8 @@ import { type MetricsResult, MetricsService, resultToWire } from "../protocol.ts
 export interface MetricsSubmitterOptions {
   /** The server's `host:port`. */
   endpoint: string;
-  /** Sent as `Authorization: Bearer <token>` when set. */
-  token?: string;
+  /** Sent as `Authorization: Bearer <token>` when set (a function is asked on every call). */
+  token?: TokenSource;
   /** Where delivery problems are logged (once per outage, not per result). */
   logger: Logger;
   /**
@@ -143,7 +144,7 @@ const SUBMITTER_DEFAULTS = {
  * ```
  */
 export class MetricsSubmitter implements AsyncDisposable {
-  readonly #options: Required<Omit<MetricsSubmitterOptions, "token">> & { token?: string };
+  readonly #options: Required<Omit<MetricsSubmitterOptions, "token">> & { token?: TokenSource };
   readonly #client: grpc.Client;
   readonly #buffer: DeliveryBuffer;
   readonly #closed = new AbortController();
