@@ -42,7 +42,7 @@ function setup(users: Record<string, { node?: string; username?: string }>) {
     audience: "aud",
     serviceAccount: ACCOUNT,
     logger: new Logger({ format: "json", write: (line) => lines.push(line) }),
-    clock: { now: () => now, sleep: () => Promise.resolve() },
+    clock: { now: () => now, wallNow: () => now, sleep: () => Promise.resolve() },
   });
   return { api, auth, lines, advance: (ms: number) => now += ms };
 }

@@ -127,9 +127,12 @@ export class MismatchLog {
   }
 }
 
-/** How long an answer is reused: `ttlMs`, and never past the token's expiry. */
+/**
+ * How long an answer is reused: `ttlMs`, and never past the token's expiry (a time of day, so
+ * read against the wall clock; the reuse itself is then timed on the monotonic one).
+ */
 export function reuseMs(token: string, ttlMs: number, clock: Clock): number {
   const expiresAtMs = tokenClaims(token).expiresAtMs;
   if (expiresAtMs === undefined) return ttlMs;
-  return Math.max(0, Math.min(ttlMs, expiresAtMs - clock.now()));
+  return Math.max(0, Math.min(ttlMs, expiresAtMs - clock.wallNow()));
 }

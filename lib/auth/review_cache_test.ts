@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { ReviewCache, tokenKey } from "./review_cache.ts";
 import { tokenClaims } from "./jwt_claims.ts";
+import { reuseMs } from "./node_identity.ts";
 
 Deno.test("an answer is reused for its time, then asked again; concurrent asks share one", async () => {
   let now = 0;
-  const clock = { now: () => now, sleep: () => Promise.resolve() };
+  const clock = { now: () => now, wallNow: () => now, sleep: () => Promise.resolve() };
   const cache = new ReviewCache<string>({ clock });
   let reviews = 0;
   const review = () => Promise.resolve({ value: `answer-${++reviews}`, ttlMs: 1_000 });
@@ -58,4 +59,17 @@ Deno.test("a bound token's claims: expiry, pod and node; anything else has none"
   });
   assert.deepEqual(tokenClaims("opaque-token"), {});
   assert.deepEqual(tokenClaims("a.!!!.c"), {});
+});
+
+Deno.test("a token's expiry (a time of day) bounds reuse against the wall clock", () => {
+  const payload = btoa(JSON.stringify({ exp: 1_800_000_000 })).replace(/=+$/, "");
+  const token = `e30.${payload}.sig`;
+  // The monotonic clock starts near 0; the wall clock says 30 s before the expiry.
+  const clock = {
+    now: () => 5,
+    wallNow: () => 1_800_000_000_000 - 30_000,
+    sleep: () => Promise.resolve(),
+  };
+  assert.equal(reuseMs(token, 60_000, clock), 30_000);
+  assert.equal(reuseMs("opaque-token", 60_000, clock), 60_000);
 });
