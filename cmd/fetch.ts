@@ -240,6 +240,8 @@ export type FetchInvocation =
     metricsTokenFile?: string;
     /** Ask the coordinator at `metricsEndpoint` before each pull, waiting at most `maxWaitMs`. */
     waves?: { maxWaitMs: number };
+    /** Where the service account token and CA are (node updates, Events). */
+    serviceAccountDir: string;
     logFormat: LogFormat;
     debug: boolean;
   }
@@ -273,6 +275,7 @@ export function parseFetchArgs(
     metricsEndpoint: metricsEndpoint(flags),
     metricsTokenFile: flags.string("metrics-token-file"),
     waves: wavesSettings(flags),
+    serviceAccountDir: flags.string("service-account-dir")!,
     config: {
       criSocket: flags.string("cri-socket")!,
       imageListFile: flags.string("image-list-file"),
@@ -473,6 +476,39 @@ export async function runFetchInvocation(
           logger,
         })
       : undefined,
-    afterPulls: extras.afterPulls?.(logger),
+    afterPulls: async (run) => {
+      await extras.afterPulls?.(logger)?.(run);
+      await publishEvents(
+        run.results,
+        { config, serviceAccountDir: invocation.serviceAccountDir },
+        {
+          logger,
+          signal,
+        },
+      );
+    },
+  });
+}
+
+/**
+ * Failed images as Kubernetes Events on this pod (`lib/kube/events.ts`), which the DaemonSet
+ * names through the downward API (`POD_NAME`, `POD_NAMESPACE`, `POD_UID`).
+ */
+async function publishEvents(
+  results: { image: string; status: string; attempts: number }[],
+  { config, serviceAccountDir }: { config: FetchConfig; serviceAccountDir: string },
+  { logger, signal }: { logger: Logger; signal: AbortSignal },
+): Promise<void> {
+  const { publishRunEvents } = await import("../lib/kube/events.ts");
+  const name = Deno.env.get("POD_NAME");
+  const namespace = Deno.env.get("POD_NAMESPACE") ||
+    await Deno.readTextFile(`${serviceAccountDir}/namespace`).then((t) => t.trim(), () => "");
+  const uid = Deno.env.get("POD_UID") || undefined;
+  await publishRunEvents(results, {
+    node: config.nodeName,
+    pod: name && namespace ? { name, namespace, uid } : undefined,
+    serviceAccountDir,
+    logger,
+    signal,
   });
 }

@@ -11,7 +11,8 @@ import { ownerLabelKey } from "../lib/runtime/pin_labels.ts";
 import { type Stack, startStack, testEachContainerd } from "../testing/stack/stack.ts";
 import { waitUntil } from "../testing/stack/wait_until.ts";
 import { ConfigMapVolume } from "../testing/configmap_volume.ts";
-import { PERMISSION_FLAGS } from "../testing/prefetcher_process.ts";
+import { jsonFetchArgs, PERMISSION_FLAGS, runProgram } from "../testing/prefetcher_process.ts";
+import { startApiFixture } from "../testing/kube/api_fixture.ts";
 
 const OWNER = "keep-test";
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -22,10 +23,10 @@ class KeepProcess implements AsyncDisposable {
   readonly #process: Deno.ChildProcess;
   readonly #reading: Promise<void>;
 
-  constructor(args: string[]) {
+  constructor(args: string[], env: Record<string, string> = {}) {
     this.#process = new Deno.Command(Deno.execPath(), {
       args: ["run", "--quiet", ...PERMISSION_FLAGS, MAIN, "keep", ...args],
-      env: { NO_COLOR: "1" },
+      env: { NO_COLOR: "1", ...env },
       stdin: "null",
       stdout: "null",
       stderr: "piped",
@@ -217,6 +218,53 @@ testEachContainerd(
         stack.proxy.setFaults({});
       },
     );
+    await Deno.remove(dir, { recursive: true });
+  },
+);
+
+testEachContainerd(
+  "a failed image becomes one Event on the pod, from fetch, and counted by each keep cycle",
+  async (_t, containerd) => {
+    await using stack = await startStack({ containerd });
+    await using api = await startApiFixture();
+    const pod = { POD_NAME: "my-images-abcde", POD_NAMESPACE: "prefetch", POD_UID: "uid-1" };
+    const env = { ...api.env, ...pod };
+    const missing = `${stack.registry.host}/keep/missing:v1`;
+    const saDir = ["--service-account-dir", api.serviceAccountDir];
+    const run = await runProgram(
+      [...jsonFetchArgs(stack.containerd.socket), ...saDir, "--node-name", "node-a", missing],
+      { env },
+    );
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(api.server.events.size, 1);
+    const [event] = api.server.events.values();
+    assert.equal(event.reason, "ImageNotFound");
+    assert.equal(event.involvedObject.name, pod.POD_NAME);
+    assert.equal(event.involvedObject.uid, pod.POD_UID);
+    assert.match(event.message, /keep\/missing:v1 is not on node node-a: not found/);
+
+    const dir = await Deno.makeTempDir({ prefix: "keep-volume-" });
+    const volume = new ConfigMapVolume(dir);
+    await volume.write(list(missing));
+    await using keep = new KeepProcess([
+      "--cri-socket",
+      stack.containerd.socket,
+      "--image-list-file",
+      volume.path("images"),
+      "--log-format",
+      "json",
+      "--node-name",
+      "node-a",
+      ...saDir,
+      "--refresh-interval",
+      "2s",
+    ], env); // deno-fmt-ignore
+    const counted = await waitUntil(() => [...api.server.events.values()][0].count >= 3, {
+      timeoutMs: 20_000,
+    });
+    assert.ok(counted, JSON.stringify(keep.lines.slice(-5)));
+    assert.equal(api.server.events.size, 1, "each cycle counts the same Event");
+    assert.equal((await keep.terminate()).code, 0);
     await Deno.remove(dir, { recursive: true });
   },
 );

@@ -11,8 +11,10 @@ export interface ApiCall {
   verb: string;
   /** The resource, like `nodes`. */
   resource: string;
-  /** The object's name. */
+  /** The object's name (empty for a `create`). */
   name: string;
+  /** The namespace of a namespaced resource, like `events`. */
+  namespace?: string;
 }
 
 /** A call the API server refused, or could not be made. */
@@ -32,7 +34,8 @@ export class KubeApiError extends Error {
 }
 
 function describe(call: ApiCall, status: number, detail: string): string {
-  const what = `${call.verb} ${call.resource}/${call.name}`;
+  const where = call.namespace ? ` in namespace ${call.namespace}` : "";
+  const what = `${call.verb} ${call.resource}/${call.name}${where}`;
   if (status === 403) {
     return `${what}: the ServiceAccount lacks "${call.verb}" on "${call.resource}" (${detail}); ` +
       `grant it with a ClusterRole rule {apiGroups: [""], resources: ["${call.resource}"], ` +

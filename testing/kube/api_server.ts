@@ -4,13 +4,15 @@
  * API's contract (method, path, content type, body; patches applied as the API server applies
  * them, with the answers it gives: 401, 403, 404, 409, 415, 422 and the 5xx a test asks for).
  *
- * Only `GET` and `PATCH` of `/api/v1/nodes/{name}` exist; anything else is a 404 or 405, so a
- * call the program should not make fails the test that makes it.
+ * Only `GET` and `PATCH` of `/api/v1/nodes/{name}` and the create and patch of Events in a
+ * namespace (`events_endpoint.ts`) exist; anything else is a 404 or 405, so a call the program
+ * should not make fails the test that makes it.
  *
  * @module
  */
 import { makeTestCertificates } from "./test_ca.ts";
 import { applyJsonPatch, applyMergePatch, PatchError } from "./patches.ts";
+import { handleEvents, isEventsPath, type StoredEvent } from "./events_endpoint.ts";
 
 /** One request as the server saw it. */
 export interface ApiRequest {
@@ -48,6 +50,10 @@ export interface TestApiServer extends AsyncDisposable {
   grants: Set<string>;
   /** Nodes by name. */
   readonly nodes: Map<string, StoredNode>;
+  /** Events by `<namespace>/<name>`. */
+  readonly events: Map<string, StoredEvent>;
+  /** Verbs on events (in any namespace) the token's ServiceAccount has. */
+  eventGrants: Set<string>;
   /** Every request, in order. */
   readonly requests: ApiRequest[];
   /** Answers the next requests with these statuses, one each, before anything else. */
@@ -87,7 +93,13 @@ const REASONS: Record<number, string> = {
 
 /** Starts the server on a free port of 127.0.0.1 with a new CA. */
 export async function startTestApiServer(
-  options: { token?: string; grants?: string[]; nodes?: StoredNode[]; user?: string } = {},
+  options: {
+    token?: string;
+    grants?: string[];
+    eventGrants?: string[];
+    nodes?: StoredNode[];
+    user?: string;
+  } = {},
 ): Promise<TestApiServer> {
   const certs = await makeTestCertificates();
   const failures: number[] = [];
@@ -101,6 +113,8 @@ export async function startTestApiServer(
       (options.nodes ?? []).map((n) => [n.metadata.name as string, structuredClone(n)]),
     ),
     requests: [] as ApiRequest[],
+    events: new Map<string, StoredEvent>(),
+    eventGrants: new Set(options.eventGrants ?? ["create", "patch"]),
   };
   for (const node of state.nodes.values()) node.metadata.resourceVersion = String(resourceVersion);
 
@@ -116,6 +130,13 @@ export async function startTestApiServer(
       return forced === 502
         ? new Response("<html>Bad Gateway</html>", { status: 502 })
         : status(forced, REASONS[forced] ?? "InternalError", `forced ${forced} by the test`);
+    }
+    if (isEventsPath(url.pathname)) {
+      return await handleEvents(request, {
+        events: state.events,
+        grants: state.eventGrants,
+        nextVersion: () => String(++resourceVersion),
+      }, status);
     }
     if (!match) return status(404, "NotFound", "the server could not find the requested resource");
     const name = decodeURIComponent(match[1]);
@@ -202,7 +223,11 @@ export async function startTestApiServer(
     state.requests.push({
       method: request.method,
       path: url.pathname,
-      verb: request.method === "GET" ? "get" : request.method.toLowerCase(),
+      verb: request.method === "GET"
+        ? "get"
+        : request.method === "POST"
+        ? "create"
+        : request.method.toLowerCase(),
       contentType,
       body,
       status: response.status,
@@ -228,6 +253,13 @@ export async function startTestApiServer(
       state.grants = value;
     },
     nodes: state.nodes,
+    events: state.events,
+    get eventGrants() {
+      return state.eventGrants;
+    },
+    set eventGrants(value: Set<string>) {
+      state.eventGrants = value;
+    },
     requests: state.requests,
     failNext: (...statuses) => failures.push(...statuses),
     beforeNextPatch: (change) => race = change,
