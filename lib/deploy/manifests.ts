@@ -37,6 +37,7 @@ import {
 } from "./metrics_server_objects.ts";
 import { tokenObjects } from "./metrics_token.ts";
 import { nodeAccess, openShiftAccess } from "./rbac_objects.ts";
+import { eventsAccess, resolveKeep } from "./keep.ts";
 
 export type { K8sFlavor, KubernetesObject, MetricsServiceType } from "./instance.ts";
 export {
@@ -158,6 +159,18 @@ export interface ManifestOptions {
   credentialProvider?: CredentialProviderOptions;
   /** Label each node with the run's outcome, and remove a startup taint, after each run. */
   nodeUpdates?: NodeUpdateOptions;
+  /**
+   * Keep the nodes warm: the main container runs `keep` instead of `sleep` (follows edits of
+   * the list, refreshes tags, releases its pins of what left the list; failed images become
+   * Events on the pod).
+   * @default {false}
+   */
+  keep?: boolean;
+  /**
+   * With `keep`: how often every listed tag is pulled again.
+   * @default {"6h"}
+   */
+  refreshInterval?: string;
 }
 
 /**
@@ -179,6 +192,7 @@ export function renderManifests(name: string, options: ManifestOptions = {}): Ku
   const objects: KubernetesObject[] = [];
   if (o.flavor === "ocp") objects.push(...openShiftAccess(o));
   if (o.nodeApi) objects.push(...nodeAccess(o));
+  if (o.keep) objects.push(...eventsAccess(o));
   if (o.collectMetrics) {
     objects.push(...tokenObjects(o), metricsNetworkPolicy(o), metricsService(o));
     objects.push(metricsDeployment(o));
@@ -208,6 +222,7 @@ function resolveOptions(name: string, options: ManifestOptions): Instance {
   validateFetchTuning(fetchFlags);
   const nodeUpdates = options.nodeUpdates ?? {};
   validateNodeUpdates(name, nodeUpdates);
+  const keep = resolveKeep(options);
   return {
     name,
     namespace,
@@ -226,6 +241,7 @@ function resolveOptions(name: string, options: ManifestOptions): Instance {
     nodeUpdates,
     nodeApi: nodeVerbs(nodeUpdates).length > 0,
     waves,
+    ...(keep ? { keep } : {}),
   };
 }
 
