@@ -45,7 +45,7 @@ if (import.meta.main) {
       break;
     case "keep-cycle":
       await installGrpcMitigations();
-      await (await import("./cmd/keep.ts")).cycleMain(args);
+      await (await import("./cmd/keep_cycle.ts")).main(args);
       break;
     case "sleep":
       await (await import("./cmd/sleep.ts")).main(args);

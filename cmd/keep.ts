@@ -1,174 +1,88 @@
 /**
- * `image-prefetcher keep`: the DaemonSet's main container when the nodes are kept warm. Takes
- * `fetch`'s flags and `--refresh-interval`; follows the image list file, and runs each cycle
- * (pull, pin, release) in a child process, `image-prefetcher keep-cycle`, that exits when done,
- * so the idle process loads only this module, the flag table and `lib/keep/`'s idle half.
+ * `image-prefetcher keep`: the DaemonSet's main container when the nodes are kept warm (see
+ * `keep --help`, printed by `cmd/keep_cycle.ts`). This is its idle process, which must cost
+ * little more than `sleep`: it loads no flag table and no pulling code. Its flags are checked,
+ * and its help printed, by a first child `keep-cycle check`; each cycle (pull, pin, release) runs
+ * in a child `keep-cycle change|refresh` that exits when done. This process only follows the
+ * list file and the refresh timer, and forwards SIGTERM.
  *
  * @module
  */
-import { ExitCode, InterruptedError, InvalidInputError } from "../lib/core/exit_codes.ts";
-import { formatDuration } from "../lib/core/duration.ts";
-import { Logger } from "../lib/core/log.ts";
-import { dropRunPermission } from "../lib/core/run_permission.ts";
-import { type CycleKind, keepImages } from "../lib/keep/keeper.ts";
+import { ExitCode, InterruptedError } from "../lib/core/exit_codes.ts";
+import { formatDuration, parseDuration } from "../lib/core/duration.ts";
+import { type LogFormat, Logger } from "../lib/core/log.ts";
+import { keepImages } from "../lib/keep/keeper.ts";
 import { watchImageList } from "../lib/keep/list_watcher.ts";
 import { runCycleProcess } from "../lib/keep/cycle_process.ts";
-import { FETCH_FLAGS, type FetchInvocation, parseFetchArgs, runFetchInvocation } from "./fetch.ts";
-import { type FlagSpec, helpRows, orExitOnInvalidInput, parseFlags } from "./_flags.ts";
 
-/** The flags `keep` has besides `fetch`'s. */
-export const KEEP_ONLY_FLAGS = {
-  "refresh-interval": {
-    type: "string",
-    default: "6h",
-    value: "duration",
-    help: "Pull every listed tag again this often (±10% jitter per node), so a moved tag lands " +
-      "and its pin moves with it.",
-  },
-} as const satisfies Record<string, FlagSpec>;
-
-/** Every flag of `keep`: `fetch`'s and its own. */
-export const KEEP_FLAGS = { ...FETCH_FLAGS, ...KEEP_ONLY_FLAGS };
-
-/** The help text of `keep`. */
-export function keepHelp(): string {
-  return [
-    "Usage: image-prefetcher keep --image-list-file path [flags] [image ...]",
-    "",
-    "Keeps the images of the list on this node: pulls what an edit of the list adds, within",
-    "seconds (a ConfigMap volume is followed as the kubelet updates it); pulls every tag again",
-    "each --refresh-interval; with --pin, pins what is listed and releases its own pins of what",
-    "left the list or of a tag's old image. Each cycle runs in a child process that exits after",
-    "it, so idling costs little more than sleep. The images are pulled as by fetch, whose flags",
-    "keep takes; keep chooses the pull policy (an edit pulls what is missing, a refresh every",
-    "tag), so --pull-policy is ignored.",
-    "",
-    "Flags:",
-    ...helpRows(KEEP_FLAGS, 42),
-    "",
-    "Exit status:",
-    "  0    stopped by SIGTERM or SIGINT (like sleep)",
-    "  2    bad invocation: a flag (bad lines of the list are logged, and the rest is kept)",
-  ].join("\n");
+/** What the idle process reads from `keep`'s flags, once `keep-cycle check` has accepted them. */
+export interface KeepSettings {
+  /** `--image-list-file`. */
+  imageListFile: string;
+  /** `--refresh-interval`, in milliseconds. */
+  refreshIntervalMs: number;
+  /** `--log-format`. */
+  logFormat: LogFormat;
+  /** `--debug`. */
+  debug: boolean;
 }
 
-/** What `keep`'s command line asks for. */
-export type KeepInvocation =
-  | {
-    kind: "run";
-    /** The flags each cycle's child process gets: `fetch`'s. */
-    fetchArgs: string[];
-    /** The parsed `fetch` flags. */
-    fetch: Extract<FetchInvocation, { kind: "run" }>;
-    /** The image list file followed. */
-    imageListFile: string;
-    /** The mean time between refreshes. */
-    refreshIntervalMs: number;
-  }
-  | { kind: "help" };
+const STRING_FLAGS = ["image-list-file", "refresh-interval", "log-format"];
 
-/** Parses `keep`'s arguments; throws {@linkcode InvalidInputError} naming the flag and the fix. */
-export function parseKeepArgs(args: string[]): KeepInvocation {
-  const flags = parseFlags("keep", KEEP_FLAGS, args, { positionals: true });
-  if (flags.boolean("help")) return { kind: "help" };
-  const refreshIntervalMs = flags.duration("refresh-interval");
-  if (refreshIntervalMs < 1_000) {
-    throw new InvalidInputError("--refresh-interval must be 1s or longer, like 6h.");
+/**
+ * The few flags the idle process needs, from arguments `keep-cycle check` has accepted (so
+ * every value is valid; `--image-list-file` is there). Later occurrences win, as in the parser.
+ */
+export function scanKeepArgs(args: string[]): KeepSettings {
+  const values = new Map<string, string>();
+  let debug = false;
+  for (let i = 0; i < args.length && args[i] !== "--"; i++) {
+    const flag = args[i].match(/^--([^=]+)(?:=(.*))?$/s);
+    if (!flag) continue;
+    if (flag[1] === "debug") debug = true;
+    if (STRING_FLAGS.includes(flag[1])) values.set(flag[1], flag[2] ?? args[++i]);
   }
-  const fetchArgs = withoutFlags(args, Object.keys(KEEP_ONLY_FLAGS));
-  const fetch = parseFetchArgs(fetchArgs);
-  if (fetch.kind !== "run") return { kind: "help" };
-  const imageListFile = fetch.config.imageListFile;
-  if (imageListFile === undefined) {
-    throw new InvalidInputError(
-      "keep follows an image list file: add --image-list-file path (the ConfigMap's key).",
-    );
-  }
-  return { kind: "run", fetchArgs, fetch, imageListFile, refreshIntervalMs };
-}
-
-/** `args` without the string flags `names` (`--name value` or `--name=value`). */
-function withoutFlags(args: string[], names: string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const name = args[i].match(/^--([^=]+)(=.*)?$/);
-    if (name && names.includes(name[1])) {
-      if (name[2] === undefined) i++;
-      continue;
-    }
-    if (args[i] === "--") return [...out, ...args.slice(i)];
-    out.push(args[i]);
-  }
-  return out;
+  return {
+    imageListFile: values.get("image-list-file")!,
+    refreshIntervalMs: parseDuration(values.get("refresh-interval") ?? "6h"),
+    logFormat: values.get("log-format") === "json" ? "json" : "text",
+    debug,
+  };
 }
 
 /** Runs `keep` until SIGTERM or SIGINT, then exits 0. */
 export async function main(args: string[]): Promise<never> {
-  const invocation = await orExitOnInvalidInput("keep", () => parseKeepArgs(args));
-  if (invocation.kind === "help") {
-    console.log(keepHelp());
-    Deno.exit(ExitCode.Ok);
+  const checked = await runCycleProcess("check", args, new AbortController().signal);
+  if (checked !== ExitCode.Ok || args.includes("--help") || args.includes("-h")) {
+    Deno.exit(checked);
   }
-  const { fetch } = invocation;
-  const logger = new Logger({ format: fetch.logFormat, debug: fetch.debug });
+  const settings = scanKeepArgs(args);
+  const logger = new Logger({ format: settings.logFormat, debug: settings.debug });
   const stop = new AbortController();
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     Deno.addSignalListener(signal, () => stop.abort(new InterruptedError(signal)));
   }
-  if (fetch.config.pullPolicy) {
-    logger.info("keep chooses the pull policy per cycle; --pull-policy is ignored");
-  }
   logger.info("keeping images", {
-    node: fetch.config.nodeName,
-    image_list_file: invocation.imageListFile,
-    refresh_interval: formatDuration(invocation.refreshIntervalMs),
-    pin: fetch.config.pin === true,
+    image_list_file: settings.imageListFile,
+    refresh_interval: formatDuration(settings.refreshIntervalMs),
   });
   await keepImages({
-    runCycle: (kind, signal) => runCycleProcess(kind, invocation.fetchArgs, signal),
+    runCycle: (kind, signal) => runCycleProcess(kind, args, signal),
     watchList: (changed, signal) =>
-      watchImageList(invocation.imageListFile, {
+      watchImageList(settings.imageListFile, {
         signal,
         onChange: (change) => {
           if (change.kind === "changed") return changed();
           logger.warn("the image list cannot be read; keeping what is there until it can", {
-            file: invocation.imageListFile,
+            file: settings.imageListFile,
             error: change.error,
           });
         },
       }),
-    refreshIntervalMs: invocation.refreshIntervalMs,
+    refreshIntervalMs: settings.refreshIntervalMs,
     signal: stop.signal,
     logger,
   });
-  logger.info("stopped", { reason: String((stop.signal.reason as Error)?.message) });
+  logger.info("stopped", { reason: (stop.signal.reason as Error)?.message });
   Deno.exit(ExitCode.Ok);
-}
-
-/**
- * Runs one cycle (`image-prefetcher keep-cycle change|refresh <fetch flags>`), the child process
- * `keep` starts, and exits with the cycle's `fetch` exit status.
- */
-export async function cycleMain(args: string[]): Promise<never> {
-  const [kind, ...fetchArgs] = args;
-  const invocation = await orExitOnInvalidInput("keep-cycle", () => {
-    if (kind !== "change" && kind !== "refresh") {
-      throw new InvalidInputError(`keep-cycle is started by keep, with change or refresh first.`);
-    }
-    const parsed = parseFetchArgs(fetchArgs);
-    if (parsed.kind !== "run") throw new InvalidInputError("keep-cycle takes no --help.");
-    return parsed;
-  });
-  if (!invocation.config.credentialProviders) dropRunPermission();
-  const interrupt = new AbortController();
-  for (const signal of ["SIGTERM", "SIGINT"] as const) {
-    Deno.addSignalListener(signal, () => interrupt.abort(new InterruptedError(signal)));
-  }
-  const { cycleConfig } = await import("../lib/keep/cycle_config.ts");
-  const { afterKeepPulls } = await import("../lib/keep/after_pulls.ts");
-  const config = cycleConfig(invocation.config, kind as CycleKind);
-  const code = await runFetchInvocation({ ...invocation, config }, interrupt.signal, {
-    afterPulls: (logger) => afterKeepPulls(config, { logger, signal: interrupt.signal }),
-  });
-  Deno.exit(code);
 }

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { parseAllDocuments } from "yaml";
-import { parseKeepArgs } from "../cmd/keep.ts";
+import { parseKeepArgs } from "../cmd/keep_cycle.ts";
 import { deploy, DeployInputError, type KubernetesObject, renderManifests } from "../deploy.ts";
 import { validationErrors } from "../testing/deploy_schema.ts";
 

@@ -1,7 +1,8 @@
 /**
- * Runs one `keep` cycle in a child process (`image-prefetcher keep-cycle <kind> <fetch flags>`)
- * that exits when the cycle is done, so the idle parent never loads the pulling code. The child
- * writes its logs and summary to this process's standard error and output.
+ * Runs one `keep` cycle in a child process (`image-prefetcher keep-cycle <kind> <keep flags>`)
+ * that exits when the cycle is done, so the idle parent never loads the pulling code (nor the
+ * flag table: `check` is the child that checks the flags). The child writes its logs and summary
+ * to this process's standard error and output.
  *
  * @module
  */
@@ -17,11 +18,11 @@ export const CHILD_STOP_GRACE_MS = 1_500;
  * {@linkcode CHILD_STOP_GRACE_MS}.
  */
 export async function runCycleProcess(
-  kind: CycleKind,
-  fetchArgs: string[],
+  kind: CycleKind | "check",
+  keepArgs: string[],
   signal: AbortSignal,
 ): Promise<number> {
-  const { command, args } = selfCommand(["keep-cycle", kind, ...fetchArgs]);
+  const { command, args } = selfCommand(["keep-cycle", kind, ...keepArgs]);
   const child = new Deno.Command(command, {
     args,
     stdin: "null",

@@ -7,12 +7,16 @@
  * a symlink `..data` to it, and one symlink per key, `<key> -> ..data/<key>`. An update writes a
  * new timestamped directory, points a new symlink `..data_tmp` at it, renames that over `..data`
  * (the atomic step), adds or removes the key symlinks, and deletes the old directory. So the
- * file's own inode never changes: this watches the directory that holds the file, and on any
- * event there waits for the writes to settle and reads the file again through its symlinks. A
- * change is reported only when the content differs from the last one read, and only once the
- * same content is read twice in a row: a plain (non-atomic) writer may be caught half-way.
+ * inode behind the path changes with every update while the path stays; a watch on the file
+ * itself would follow the old inode. This looks at the path every `pollMs` (a `stat` through
+ * the symlinks: inode, size, modification time), and when that changes reads the file again.
+ * Polling rather than inotify: one `stat` a second costs nothing measurable, the kubelet itself
+ * refreshes the volume only every minute or so, and it keeps the idle process smaller (no
+ * watcher thread; see `bench/sleep_memory.ts`).
  *
- * A file that cannot be read (between a key's removal and its return, say) is reported as
+ * A change is reported only when the content differs from the last one read, and once the same
+ * content is read twice `settleMs` apart: a plain (non-atomic) writer may be caught half-way. A
+ * file that cannot be read (between a key's removal and its return, say) is reported once as
  * `missing`, never as an empty list.
  *
  * @module
@@ -29,13 +33,10 @@ export interface WatchImageListOptions {
   signal: AbortSignal;
   /** Called once per change of the file's content (or when it becomes unreadable). */
   onChange: (change: ListChange) => void;
-  /** How long the directory must be quiet before the file is read, in ms. @default {250} */
-  settleMs?: number;
-  /**
-   * Also read the file this often, in case the platform drops a notification, in ms.
-   * @default {60000}
-   */
+  /** How often the path is looked at, in milliseconds. @default {1000} */
   pollMs?: number;
+  /** How long apart two reads must agree before a change counts, in ms. @default {250} */
+  settleMs?: number;
 }
 
 /**
@@ -44,42 +45,37 @@ export interface WatchImageListOptions {
  */
 export async function watchImageList(path: string, options: WatchImageListOptions): Promise<void> {
   const { signal, onChange } = options;
+  const pollMs = options.pollMs ?? 1_000;
   const settleMs = options.settleMs ?? 250;
   let last = await readState(path);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let reading = Promise.resolve();
-  const check = () => {
-    reading = reading.then(async () => {
-      const next = await settledState(path, settleMs, signal);
-      if (next === undefined || signal.aborted || sameState(next, last)) return;
-      last = next;
-      onChange(
-        "text" in next
-          ? { kind: "changed", text: next.text }
-          : { kind: "missing", error: next.error },
-      );
-    });
-  };
-  const schedule = () => {
-    clearTimeout(timer);
-    timer = setTimeout(check, settleMs);
-  };
-  const poll = setInterval(check, options.pollMs ?? 60_000);
-  const watcher = Deno.watchFs(directoryOf(path), { recursive: false });
-  signal.addEventListener("abort", () => watcher.close(), { once: true });
-  try {
-    for await (const _event of watcher) schedule();
-  } catch (error) {
-    if (!signal.aborted) throw error;
-  } finally {
-    clearTimeout(timer);
-    clearInterval(poll);
-    if (!signal.aborted) watcher.close();
+  let seen = await identity(path);
+  while (!signal.aborted) {
+    await sleep(pollMs, signal);
+    const now = await identity(path);
+    if (signal.aborted || now === seen) continue;
+    const next = await settledState(path, settleMs, signal);
+    seen = await identity(path);
+    if (next === undefined || sameState(next, last)) continue;
+    last = next;
+    onChange(
+      "text" in next
+        ? { kind: "changed", text: next.text }
+        : { kind: "missing", error: next.error },
+    );
   }
-  await reading;
 }
 
 type State = { text: string } | { error: string };
+
+/** What changes when the file is replaced or written: inode, size and modification time. */
+async function identity(path: string): Promise<string> {
+  try {
+    const info = await Deno.stat(path);
+    return `${info.ino}:${info.size}:${info.mtime?.getTime()}`;
+  } catch (error) {
+    return `missing: ${error instanceof Error ? error.name : error}`;
+  }
+}
 
 function sameState(a: State, b: State): boolean {
   return "text" in a ? "text" in b && a.text === b.text : "error" in b;
@@ -101,7 +97,7 @@ async function settledState(
 ): Promise<State | undefined> {
   let state = await readState(path);
   for (let read = 1; read < 5 && !signal.aborted; read++) {
-    await new Promise((resolve) => setTimeout(resolve, settleMs));
+    await sleep(settleMs, signal);
     const again = await readState(path);
     if (sameState(again, state)) return again;
     state = again;
@@ -109,7 +105,15 @@ async function settledState(
   return signal.aborted ? undefined : state;
 }
 
-function directoryOf(path: string): string {
-  const slash = path.lastIndexOf("/");
-  return slash < 0 ? "." : slash === 0 ? "/" : path.slice(0, slash);
+/** Waits `ms`, or less when `signal` aborts (never rejects). */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
