@@ -52,16 +52,17 @@ export function scanKeepArgs(args: string[]): KeepSettings {
 
 /** Runs `keep` until SIGTERM or SIGINT, then exits 0. */
 export async function main(args: string[]): Promise<never> {
-  const checked = await runCycleProcess("check", args, new AbortController().signal);
+  const stop = new AbortController();
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    Deno.addSignalListener(signal, () => stop.abort(new InterruptedError(signal)));
+  }
+  const checked = await runCycleProcess("check", args, stop.signal);
+  if (stop.signal.aborted) Deno.exit(ExitCode.Ok);
   if (checked !== ExitCode.Ok || args.includes("--help") || args.includes("-h")) {
     Deno.exit(checked);
   }
   const settings = scanKeepArgs(args);
   const logger = new Logger({ format: settings.logFormat, debug: settings.debug });
-  const stop = new AbortController();
-  for (const signal of ["SIGTERM", "SIGINT"] as const) {
-    Deno.addSignalListener(signal, () => stop.abort(new InterruptedError(signal)));
-  }
   logger.info("keeping images", {
     image_list_file: settings.imageListFile,
     refresh_interval: formatDuration(settings.refreshIntervalMs),
