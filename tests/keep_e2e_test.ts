@@ -13,6 +13,7 @@ import { waitUntil } from "../testing/stack/wait_until.ts";
 import { ConfigMapVolume } from "../testing/configmap_volume.ts";
 import { jsonFetchArgs, PERMISSION_FLAGS, runProgram } from "../testing/prefetcher_process.ts";
 import { startApiFixture } from "../testing/kube/api_fixture.ts";
+import { startMetricsServerProcess } from "../testing/metrics_server_process.ts";
 
 const OWNER = "keep-test";
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -96,7 +97,7 @@ async function idPinState(stack: Stack, id: string): Promise<{ pinned: boolean; 
 }
 
 function list(...images: string[]): Record<string, string> {
-  return { images: images.join("\n") + "\n" };
+  return { images: images.length === 0 ? "" : images.join("\n") + "\n" };
 }
 
 testEachContainerd(
@@ -266,5 +267,63 @@ testEachContainerd(
     assert.equal(api.server.events.size, 1, "each cycle counts the same Event");
     assert.equal((await keep.terminate()).code, 0);
     await Deno.remove(dir, { recursive: true });
+  },
+);
+
+testEachContainerd(
+  "each keep cycle is a run: its pulls go through waves and reach aggregate-metrics",
+  async (_t, containerd) => {
+    await using stack = await startStack({ containerd });
+    const tokenFile = await Deno.makeTempFile();
+    await Deno.writeTextFile(tokenFile, "keep-e2e-token\n");
+    await using server = await startMetricsServerProcess({
+      args: ["--waves", "--token-file", tokenFile],
+    });
+    const image = await stack.pushImage({ repository: "keep/metrics", tag: "v1" });
+    const ref = image.reference(stack.registry.host);
+    const dir = await Deno.makeTempDir({ prefix: "keep-volume-" });
+    const volume = new ConfigMapVolume(dir);
+    await volume.write(list());
+    await using keep = new KeepProcess([
+      "--cri-socket",
+      stack.containerd.socket,
+      "--image-list-file",
+      volume.path("images"),
+      "--log-format",
+      "json",
+      "--node-name",
+      "keep-node",
+      "--waves",
+      "--metrics-endpoint",
+      `127.0.0.1:${server.grpcPort}`,
+      "--metrics-token-file",
+      tokenFile,
+    ]); // deno-fmt-ignore
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await volume.write(list(ref));
+    using cri = new CriClient(stack.containerd.socket);
+    assert.ok(await waitUntil(async () => (await cri.imageStatus(ref)) !== undefined));
+    const summary = async () => {
+      const response = await fetch(`${server.url}/summary`, {
+        headers: { authorization: "Bearer keep-e2e-token" },
+      });
+      return await response.json();
+    };
+    // The cycle's attempt reached the server, and the coordinator knows the node has the image.
+    const reported = await waitUntil(async () => {
+      const now = await summary();
+      return now.results > 0 && now.waves.images.some((i: { have: number }) => i.have === 1);
+    });
+    assert.ok(
+      reported,
+      `${JSON.stringify(await summary())}\n${JSON.stringify(keep.lines.slice(-8))}`,
+    );
+    const text = JSON.stringify(await summary());
+    assert.ok(text.includes(ref) && text.includes("keep-node"), text);
+    const admitted = keep.lines.filter((l) => /waves|coordinator/i.test(String(l.msg)));
+    assert.deepEqual(admitted.filter((l) => l.level === "warn"), [], "waves answered every cycle");
+    assert.equal((await keep.terminate()).code, 0);
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(tokenFile);
   },
 );
