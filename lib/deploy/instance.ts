@@ -89,6 +89,8 @@ export interface Instance {
   nodeApi: boolean;
   /** The waves' tuning, if the instance has waves. */
   waves?: { firstWave: number; fanout: number; maxNodesPulling: number };
+  /** With `--keep`: the main container runs `keep` (see `keep.ts`). */
+  keep?: { refreshInterval: string };
 }
 
 /** The labels of every object of the instance, and the selector of its pods. */

@@ -45,6 +45,7 @@ import {
 } from "./metrics_server_objects.ts";
 import { tokenObjects } from "./metrics_token.ts";
 import { nodeAccess, openShiftAccess } from "./rbac_objects.ts";
+import { eventsAccess, resolveKeep } from "./keep.ts";
 
 export type { K8sFlavor, KubernetesObject, MetricsServiceType } from "./instance.ts";
 export {
@@ -166,6 +167,18 @@ export interface ManifestOptions {
   credentialProvider?: CredentialProviderOptions;
   /** Label each node with the run's outcome, and remove a startup taint, after each run. */
   nodeUpdates?: NodeUpdateOptions;
+  /**
+   * Keep the nodes warm: the main container runs `keep` instead of `sleep` (follows edits of
+   * the list, refreshes tags, releases its pins of what left the list; failed images become
+   * Events on the pod).
+   * @default {false}
+   */
+  keep?: boolean;
+  /**
+   * With `keep`: how often every listed tag is pulled again.
+   * @default {"6h"}
+   */
+  refreshInterval?: string;
 }
 
 /**
@@ -188,6 +201,7 @@ export function renderManifests(name: string, options: ManifestOptions = {}): Ku
   if (o.flavor === "ocp") objects.push(...openShiftAccess(o));
   if (o.nodeApi || o.collectMetrics) objects.push(...nodeAccess(o));
   if (o.nodeApi) objects.push(...nodePolicyObjects(o, labels(o, "prefetch")));
+  if (o.keep) objects.push(...eventsAccess(o));
   if (o.collectMetrics) {
     objects.push(...tokenObjects(o), ...metricsNetworkPolicy(o), metricsService(o));
     objects.push(metricsDeployment(o));
@@ -217,6 +231,7 @@ function resolveOptions(name: string, options: ManifestOptions): Instance {
   validateFetchTuning(fetchFlags);
   const nodeUpdates = options.nodeUpdates ?? {};
   validateNodeUpdates(name, nodeUpdates);
+  const keep = resolveKeep(options);
   return {
     name,
     namespace,
@@ -235,6 +250,7 @@ function resolveOptions(name: string, options: ManifestOptions): Instance {
     nodeUpdates,
     nodeApi: nodeVerbs(nodeUpdates).length > 0,
     waves,
+    ...(keep ? { keep } : {}),
   };
 }
 

@@ -17,6 +17,8 @@ export interface ApiCall {
   group?: string;
   /** The request path, when not `/api/v1/<resource>/<name>`. */
   path?: string;
+  /** The namespace of a namespaced resource, like `events`. */
+  namespace?: string;
 }
 
 /** A call the API server refused, or could not be made. */
@@ -36,9 +38,10 @@ export class KubeApiError extends Error {
 }
 
 function describe(call: ApiCall, status: number, detail: string): string {
+  const where = call.namespace ? ` in namespace ${call.namespace}` : "";
   const what = call.name
-    ? `${call.verb} ${call.resource}/${call.name}`
-    : `${call.verb} ${call.resource}`;
+    ? `${call.verb} ${call.resource}/${call.name}${where}`
+    : `${call.verb} ${call.resource}${where}`;
   if (status === 403) {
     return `${what}: the ServiceAccount lacks "${call.verb}" on "${call.resource}" (${detail}); ` +
       `grant it with a ClusterRole rule {apiGroups: ["${

@@ -39,7 +39,7 @@ import type { OpenPullGate } from "./gate.ts";
 import type { OpenPullReporter, PullReporter } from "./reporter.ts";
 import { probeProgress } from "../runtime/containerd_progress.ts";
 import { ContainerdImages } from "../runtime/containerd_images.ts";
-import { pinImages } from "./pin_images.ts";
+import { pinImages, type PinStatusReader } from "./pin_images.ts";
 import {
   addPluginCredentials,
   loadPluginCredentials,
@@ -85,6 +85,25 @@ export interface FetchConfig {
   strict: boolean;
   /** Pin the images on the node so the kubelet's image garbage collection keeps them. */
   pin?: boolean;
+  /** With `pin`: the owner recorded on each pin, so that only it releases the pin. */
+  pinOwner?: string;
+  /**
+   * Pull every tag again, whatever the pull policy, so that a tag moved in the registry lands;
+   * references by digest are pulled only when absent (`keep`'s refresh).
+   */
+  refreshTags?: boolean;
+}
+
+/** What a run hands to {@linkcode FetchContext.afterPulls} once its images are pulled. */
+export interface PulledRun {
+  /** Every image's result. */
+  results: ImageResult[];
+  /** The runtime's CRI side (image status, with its ID and `pinned`). */
+  runtime: PinStatusReader;
+  /** The runtime as `fetch started` names it. */
+  runtimeName: string;
+  /** How many lines of the list were not image references. */
+  invalidLines: number;
 }
 
 /** What a run needs from its surroundings. */
@@ -101,6 +120,11 @@ export interface FetchContext {
   openReporter?: OpenPullReporter;
   /** Opens what admits each image before it is pulled (cluster-wide waves), if anything. */
   openGate?: OpenPullGate;
+  /**
+   * Runs after the pulls and the pins, before the summary (not when the run was stopped):
+   * `keep` releases its pins of what left the list, and failures become Kubernetes Events.
+   */
+  afterPulls?: (run: PulledRun) => Promise<void>;
   /**
    * Time and waits.
    * @default {systemClock}
@@ -153,7 +177,7 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
       pull_policy: config.pullPolicy ?? "kubernetes-default",
       progress: progress.monitor ? "watched" : "off",
     });
-    const targets = await pullTargets(input, logger);
+    const targets = await pullTargets(input, logger, config.refreshTags === true);
     using gate = context.openGate?.({ renewWithoutProgress: !progress.monitor });
     const results = await pullImages(targets, {
       runtime,
@@ -161,7 +185,7 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
       overallTimeoutMs: config.overallTimeoutMs,
       startedAt: start,
       maxParallel: config.maxParallel,
-      pullPolicy: config.pullPolicy,
+      pullPolicy: config.refreshTags ? undefined : config.pullPolicy,
       signal: context.signal,
       clock,
       progress: progress.monitor,
@@ -176,6 +200,15 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
     await gate?.flush(Math.min(context.signal?.aborted ? 500 : 2_000, finish.remainingMs()));
     if (config.pin) {
       await pinAfterRun(config, results, { runtime, version, context, clock, finish });
+    }
+    if (context.afterPulls && !context.signal?.aborted) {
+      const invalidLines = input.problems.length;
+      await context.afterPulls({
+        results,
+        runtime,
+        runtimeName: runtimeName(version),
+        invalidLines,
+      });
     }
     const summary = await writeSummary(config, context, {
       results,
@@ -223,8 +256,16 @@ async function readInput(
 }
 
 /** One target per image, with its docker-config credentials and, after them, its plugins'. */
-async function pullTargets(input: RunInput, logger: Logger): Promise<PullTarget[]> {
-  const targets = input.entries.map((entry) => toTarget(entry, input.dockerConfig, logger));
+async function pullTargets(
+  input: RunInput,
+  logger: Logger,
+  refreshTags: boolean,
+): Promise<PullTarget[]> {
+  const targets = input.entries.map((entry) => {
+    const target = toTarget(entry, input.dockerConfig, logger);
+    // A refresh pulls every tag again (scheduler: not pinned, no policy, so Always).
+    return refreshTags ? { ...target, pinned: entry.reference.digest !== undefined } : target;
+  });
   if (input.plugins) {
     const references = input.entries.map((e) => e.reference);
     await addPluginCredentials(targets, references, input.plugins, logger);
@@ -277,6 +318,7 @@ async function pinAfterRun(
     logger,
     clock: run.clock,
     runtime: runtimeName(run.version),
+    owner: config.pinOwner,
     signal: run.finish.signal,
   });
 }

@@ -5,15 +5,17 @@
  * them, with the answers it gives: 401, 403, 404, 409, 415, 422 and the 5xx a test asks for).
  *
  * Only `GET` and `PATCH` of `/api/v1/nodes/{name}`, `GET` of `/api/v1/namespaces/{ns}/pods/{name}`,
- * and `POST` of TokenReviews and SubjectAccessReviews (answered by `token_authority.ts`, which
- * also issues the bound tokens they review) exist; anything else is a 404 or 405, so a call the
- * program should not make fails the test that makes it.
+ * `POST` of TokenReviews and SubjectAccessReviews (answered by `token_authority.ts`, which also
+ * issues the bound tokens they review), and the create and patch of Events in a namespace
+ * (`events_endpoint.ts`) exist; anything else is a 404 or 405, so a call the program should not
+ * make fails the test that makes it.
  *
  * @module
  */
 import { makeTestCertificates } from "./test_ca.ts";
 import { applyJsonPatch, applyMergePatch, PatchError } from "./patches.ts";
 import { TokenAuthority } from "./token_authority.ts";
+import { handleEvents, isEventsPath, type StoredEvent } from "./events_endpoint.ts";
 
 /**
  * The grants a test server gives its token unless told otherwise: `get` and `patch` on nodes
@@ -67,6 +69,10 @@ export interface TestApiServer extends AsyncDisposable {
   readonly pods: Map<string, StoredNode>;
   /** Issues bound tokens and answers reviews of them. */
   readonly tokens: TokenAuthority;
+  /** Events by `<namespace>/<name>`. */
+  readonly events: Map<string, StoredEvent>;
+  /** Verbs on events (in any namespace) the token's ServiceAccount has. */
+  eventGrants: Set<string>;
   /** Every request, in order. */
   readonly requests: ApiRequest[];
   /** Answers the next requests with these statuses, one each, before anything else. */
@@ -106,7 +112,13 @@ const REASONS: Record<number, string> = {
 
 /** Starts the server on a free port of 127.0.0.1 with a new CA. */
 export async function startTestApiServer(
-  options: { token?: string; grants?: string[]; nodes?: StoredNode[]; user?: string } = {},
+  options: {
+    token?: string;
+    grants?: string[];
+    eventGrants?: string[];
+    nodes?: StoredNode[];
+    user?: string;
+  } = {},
 ): Promise<TestApiServer> {
   const certs = await makeTestCertificates();
   const failures: number[] = [];
@@ -122,6 +134,8 @@ export async function startTestApiServer(
     requests: [] as ApiRequest[],
     pods: new Map<string, StoredNode>(),
     tokens: new TokenAuthority(),
+    events: new Map<string, StoredEvent>(),
+    eventGrants: new Set(options.eventGrants ?? ["create", "patch"]),
   };
   for (const node of state.nodes.values()) node.metadata.resourceVersion = String(resourceVersion);
 
@@ -137,6 +151,13 @@ export async function startTestApiServer(
       return forced === 502
         ? new Response("<html>Bad Gateway</html>", { status: 502 })
         : status(forced, REASONS[forced] ?? "InternalError", `forced ${forced} by the test`);
+    }
+    if (isEventsPath(url.pathname)) {
+      return await handleEvents(request, {
+        events: state.events,
+        grants: state.eventGrants,
+        nextVersion: () => String(++resourceVersion),
+      }, status);
     }
     const other = await otherCall(request, url);
     if (other) return other;
@@ -271,7 +292,11 @@ export async function startTestApiServer(
     state.requests.push({
       method: request.method,
       path: url.pathname,
-      verb: request.method === "GET" ? "get" : request.method.toLowerCase(),
+      verb: request.method === "GET"
+        ? "get"
+        : request.method === "POST"
+        ? "create"
+        : request.method.toLowerCase(),
       contentType,
       body,
       status: response.status,
@@ -299,6 +324,13 @@ export async function startTestApiServer(
     nodes: state.nodes,
     pods: state.pods,
     tokens: state.tokens,
+    events: state.events,
+    get eventGrants() {
+      return state.eventGrants;
+    },
+    set eventGrants(value: Set<string>) {
+      state.eventGrants = value;
+    },
     requests: state.requests,
     failNext: (...statuses) => failures.push(...statuses),
     beforeNextPatch: (change) => race = change,
