@@ -20,6 +20,7 @@ Usage: image-prefetcher <command> [flags]
 Commands:
   fetch              pull every image of a list onto this node through its CRI socket
   sleep              sleep until terminated (the DaemonSet's main container)
+  keep               keep the list's images on this node: follow edits, refresh tags, release pins
   aggregate-metrics  collect pull attempts from every node and serve them over HTTP
 
 Run "image-prefetcher <command> --help" for a command's flags; "--version" prints the version.`;
@@ -31,12 +32,20 @@ async function installGrpcMitigations(): Promise<void> {
 
 if (import.meta.main) {
   const [command, ...args] = Deno.args;
-  // fetch keeps the right to start programs only when it has credential provider plugins to run.
-  if (command !== "fetch") dropRunPermission();
+  // fetch (and keep's cycles) keep the right to start programs only when they have credential
+  // provider plugins to run; keep itself starts its cycles.
+  if (command !== "fetch" && command !== "keep" && command !== "keep-cycle") dropRunPermission();
   switch (command) {
     case "fetch":
       await installGrpcMitigations();
       await (await import("./cmd/fetch.ts")).main(args);
+      break;
+    case "keep":
+      await (await import("./cmd/keep.ts")).main(args);
+      break;
+    case "keep-cycle":
+      await installGrpcMitigations();
+      await (await import("./cmd/keep_cycle.ts")).main(args);
       break;
     case "sleep":
       await (await import("./cmd/sleep.ts")).main(args);
@@ -57,7 +66,8 @@ if (import.meta.main) {
       break;
     default:
       console.error(
-        `image-prefetcher: unknown command "${command}"; use fetch, sleep or aggregate-metrics ` +
+        `image-prefetcher: unknown command "${command}"; use fetch, keep, sleep or ` +
+          `aggregate-metrics ` +
           `(run "image-prefetcher --help").`,
       );
       Deno.exit(2);

@@ -11,6 +11,9 @@ import {
   runAggregateMetrics,
 } from "../lib/metrics/server/run_aggregate_metrics.ts";
 import type { WaveCoordinatorOptions } from "../lib/waves/coordinator.ts";
+import { connectKubernetesAuth, type KubernetesAuthSettings } from "../lib/auth/kubernetes_auth.ts";
+import { SERVICE_ACCOUNT_DIR } from "../lib/kube/in_cluster.ts";
+import type { ServerAuth } from "../lib/core/bearer_token.ts";
 import {
   type FlagSpec,
   helpRows,
@@ -33,6 +36,12 @@ export const AGGREGATE_METRICS_FLAGS = {
     value: "port",
     help: "Where /, /summary, /metrics and /healthz are served, on all interfaces.",
   },
+  "local-http-port": {
+    type: "string",
+    value: "port",
+    help: "Also serve the views on 127.0.0.1 only, without any credential: people reach it with " +
+      "kubectl port-forward, which RBAC guards (off unless given).",
+  },
   "max-results": {
     type: "string",
     default: "1000000",
@@ -48,7 +57,26 @@ export const AGGREGATE_METRICS_FLAGS = {
   "token-file": {
     type: "string",
     value: "path",
-    help: "A file holding a bearer token that submits and reads must present (pages: ?token=).",
+    help: "A file holding a shared bearer token that submits and reads must present in their " +
+      "Authorization header; for servers outside Kubernetes (every holder may speak for any node).",
+  },
+  "node-service-account": {
+    type: "string",
+    value: "namespace/name",
+    help: "Authenticate with the Kubernetes API: a node is the node named by its projected token " +
+      "of this ServiceAccount (TokenReview); reads need a token RBAC lets get the path.",
+  },
+  "token-audience": {
+    type: "string",
+    default: "image-prefetcher",
+    value: "audience",
+    help: "With --node-service-account: the audience the nodes' projected tokens must be for.",
+  },
+  "service-account-dir": {
+    type: "string",
+    default: SERVICE_ACCOUNT_DIR,
+    value: "path",
+    help: "With --node-service-account: where this server's own token and ca.crt are.",
   },
   waves: {
     type: "boolean",
@@ -100,6 +128,9 @@ export function aggregateMetricsHelp(): string {
     "  /summary   JSON: per image and per node progress and durations (?grid=1 adds the grid)",
     "  /metrics   JSON array of every attempt; Prometheus text when the Accept header asks for it",
     "  /healthz   ok (no token needed)",
+    "Reads need the Authorization header (never a query string): the --token-file token, or with",
+    "--node-service-account a token RBAC lets get the path (nonResourceURLs); --local-http-port",
+    "serves the same views without a credential on 127.0.0.1, for kubectl port-forward.",
     "",
     "Flags:",
     ...helpRows(AGGREGATE_METRICS_FLAGS, 28),
@@ -112,7 +143,14 @@ export function aggregateMetricsHelp(): string {
 
 /** What the command line asks for. */
 export type AggregateMetricsInvocation =
-  | { kind: "run"; config: AggregateMetricsConfig; logFormat: LogFormat; debug: boolean }
+  | {
+    kind: "run";
+    config: AggregateMetricsConfig;
+    /** Authenticate with the Kubernetes API, with these settings. */
+    kubernetesAuth?: KubernetesAuthSettings;
+    logFormat: LogFormat;
+    debug: boolean;
+  }
   | { kind: "help" };
 
 /** Parses the arguments. Throws {@linkcode InvalidInputError} naming the flag and the fix. */
@@ -124,13 +162,53 @@ export function parseAggregateMetricsArgs(args: string[]): AggregateMetricsInvoc
     config: {
       grpcPort: flags.wholeNumber("grpc-port", 0, 65535),
       httpPort: flags.wholeNumber("http-port", 0, 65535),
+      localHttpPort: flags.given("local-http-port")
+        ? flags.wholeNumber("local-http-port", 0, 65535)
+        : undefined,
       maxResults: flags.wholeNumber("max-results", 1, 100_000_000),
       tokenFile: flags.string("token-file"),
       stateFile: flags.string("state-file"),
       waves: wavesSettings(flags),
     },
+    kubernetesAuth: kubernetesAuthSettings(flags),
     logFormat: flags.oneOf("log-format", ["text", "json"])!,
     debug: flags.boolean("debug"),
+  };
+}
+
+/** `--node-service-account` and its companions; not with `--token-file`. */
+function kubernetesAuthSettings(
+  flags: ParsedFlags<typeof AGGREGATE_METRICS_FLAGS>,
+): KubernetesAuthSettings | undefined {
+  const account = flags.string("node-service-account");
+  if (account === undefined) {
+    const stray = (["token-audience", "service-account-dir"] as const).find((f) => flags.given(f));
+    if (stray === undefined) return undefined;
+    throw new InvalidInputError(
+      `--${stray} goes with --node-service-account: add it, or leave --${stray} out.`,
+    );
+  }
+  const match = account.match(
+    /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$/,
+  );
+  if (!match) {
+    throw new InvalidInputError(
+      `--node-service-account must be <namespace>/<name>, like prefetch/my-images, not "${account}".`,
+    );
+  }
+  if (flags.given("token-file")) {
+    throw new InvalidInputError(
+      "--token-file and --node-service-account are two ways to authenticate; give one.",
+    );
+  }
+  const audience = flags.string("token-audience")!;
+  if (!audience || /\s/.test(audience)) {
+    throw new InvalidInputError("--token-audience must be one word, like image-prefetcher.");
+  }
+  return {
+    serviceAccount: { namespace: match[1], name: match[3] },
+    audience,
+    serviceAccountDir: flags.string("service-account-dir")!,
   };
 }
 
@@ -172,5 +250,21 @@ export async function main(args: string[]): Promise<never> {
     Deno.addSignalListener(signal, () => stop.abort(signal));
   }
   const logger = new Logger({ format: invocation.logFormat, debug: invocation.debug });
-  Deno.exit(await runAggregateMetrics(invocation.config, { logger, signal: stop.signal }));
+  if (invocation.config.tokenFile) {
+    logger.warn(
+      "--token-file trusts the node each message names: every holder of the token may speak for " +
+        "any node; in Kubernetes, use --node-service-account (deploy.ts does)",
+    );
+  }
+  let auth: ServerAuth | undefined;
+  try {
+    if (invocation.kubernetesAuth) {
+      auth = await connectKubernetesAuth(invocation.kubernetesAuth, logger);
+    }
+  } catch (error) {
+    if (!(error instanceof InvalidInputError)) throw error;
+    logger.error(error.message);
+    Deno.exit(ExitCode.InvalidInput);
+  }
+  Deno.exit(await runAggregateMetrics(invocation.config, { logger, auth, signal: stop.signal }));
 }

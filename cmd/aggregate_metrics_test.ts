@@ -46,3 +46,47 @@ Deno.test("aggregate-metrics refuses waves flags without --waves, and bad values
     });
   }
 });
+
+Deno.test("aggregate-metrics --node-service-account: the account, audience and API directory", () => {
+  const parsed = parseAggregateMetricsArgs([
+    "--node-service-account",
+    "prefetch/my-images",
+    "--token-audience",
+    "image-prefetcher:prefetch:my-images",
+    "--local-http-port",
+    "8081",
+  ]);
+  assert.ok(parsed.kind === "run");
+  assert.deepEqual(parsed.kubernetesAuth, {
+    serviceAccount: { namespace: "prefetch", name: "my-images" },
+    audience: "image-prefetcher:prefetch:my-images",
+    serviceAccountDir: "/var/run/secrets/kubernetes.io/serviceaccount",
+  });
+  assert.equal(parsed.config.localHttpPort, 8081);
+  const plain = parseAggregateMetricsArgs([]);
+  assert.ok(plain.kind === "run");
+  assert.equal(plain.kubernetesAuth, undefined);
+  assert.equal(plain.config.localHttpPort, undefined, "no loopback port unless asked");
+});
+
+Deno.test("aggregate-metrics refuses a bad account, two kinds of auth, or stray auth flags", () => {
+  for (
+    const [args, message] of [
+      [["--node-service-account", "my-images"], /must be <namespace>\/<name>/],
+      [["--node-service-account", "Pf/x"], /must be <namespace>\/<name>/],
+      [
+        ["--node-service-account", "pf/x", "--token-file", "/t"],
+        /--token-file and --node-service-account are two ways/,
+      ],
+      [["--token-audience", "x"], /--token-audience goes with --node-service-account/],
+      [["--service-account-dir", "/d"], /--service-account-dir goes with --node-service-account/],
+      [["--node-service-account", "pf/x", "--token-audience", ""], /must be one word/],
+    ] as const
+  ) {
+    assert.throws(() => parseAggregateMetricsArgs([...args]), (e: Error) => {
+      assert.ok(e instanceof InvalidInputError);
+      assert.match(e.message, message);
+      return true;
+    });
+  }
+});

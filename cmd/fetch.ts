@@ -7,11 +7,12 @@
 import { ExitCode, InterruptedError, InvalidInputError } from "../lib/core/exit_codes.ts";
 import { type LogFormat, Logger } from "../lib/core/log.ts";
 import type { RetryScheduleOptions } from "../lib/core/retry_schedule.ts";
-import { readTokenFile } from "../lib/core/token_file.ts";
-import { openMetricsReporter } from "../lib/metrics/client/reporter.ts";
-import { openNodeWaves } from "../lib/waves/client/node_waves.ts";
-import { type FetchConfig, runFetch } from "../lib/pull/run_fetch.ts";
+import { tokenFileSource } from "../lib/core/token_file.ts";
+// Only types from the pulling code: `keep` reads this module's flag table in a process that
+// must not load gRPC (see `runFetchInvocation`, which imports it when a run starts).
+import type { FetchConfig, FetchContext } from "../lib/pull/run_fetch.ts";
 import type { PullPolicy } from "../lib/pull/scheduler.ts";
+import { isPinOwner } from "../lib/runtime/pin_labels.ts";
 import { dropRunPermission } from "../lib/core/run_permission.ts";
 import { isLabelKey } from "../lib/deploy/k8s_names.ts";
 import { SERVICE_ACCOUNT_DIR } from "../lib/kube/in_cluster.ts";
@@ -85,7 +86,8 @@ export const FETCH_FLAGS = {
   "metrics-token-file": {
     type: "string",
     value: "path",
-    help: "File with the bearer token the metrics server requires, if it requires one.",
+    help: "File with the bearer token the metrics server requires (in a pod: a projected " +
+      "service-account token), read again before every call, so a rotated token is sent.",
   },
   waves: {
     type: "boolean",
@@ -189,6 +191,13 @@ export const FETCH_FLAGS = {
     help: "Pin the images on the node so the kubelet's image garbage collection keeps them " +
       "(containerd 1.7 or newer; other runtimes: one warning).",
   },
+  "pin-owner": {
+    type: "string",
+    default: "image-prefetcher",
+    value: "name",
+    help: "With --pin: the name recorded on each pin (a label on the image), so that keep " +
+      "releases only its own pins; deploy.ts sets the instance name.",
+  },
   strict: {
     type: "boolean",
     help: "Exit 1 when any image is not on the node at the end (default: report and exit 0).",
@@ -232,6 +241,8 @@ export type FetchInvocation =
     metricsTokenFile?: string;
     /** Ask the coordinator at `metricsEndpoint` before each pull, waiting at most `maxWaitMs`. */
     waves?: { maxWaitMs: number };
+    /** Where the service account token and CA are (node updates, Events). */
+    serviceAccountDir: string;
     logFormat: LogFormat;
     debug: boolean;
   }
@@ -265,6 +276,7 @@ export function parseFetchArgs(
     metricsEndpoint: metricsEndpoint(flags),
     metricsTokenFile: flags.string("metrics-token-file"),
     waves: wavesSettings(flags),
+    serviceAccountDir: flags.string("service-account-dir")!,
     config: {
       criSocket: flags.string("cri-socket")!,
       imageListFile: flags.string("image-list-file"),
@@ -288,6 +300,7 @@ export function parseFetchArgs(
       nodeName: flags.string("node-name") || env.nodeName || env.hostname(),
       strict: flags.boolean("strict"),
       pin: flags.boolean("pin"),
+      pinOwner: pinOwner(flags),
     },
   };
 }
@@ -315,6 +328,16 @@ function retrySchedule(flags: FetchFlags): RetryScheduleOptions {
     initialDelayMs: flags.duration("initial-pull-attempt-delay"),
     maxDelayMs: flags.duration("max-pull-attempt-delay"),
   };
+}
+
+/** `--pin-owner`, a DNS label. */
+function pinOwner(flags: FetchFlags): string {
+  const owner = flags.string("pin-owner")!;
+  if (isPinOwner(owner)) return owner;
+  throw new InvalidInputError(
+    `--pin-owner must be a DNS label (lower-case letters, digits and '-', at most 63), like ` +
+      `my-images, not "${owner}".`,
+  );
 }
 
 /** `--metrics-endpoint`, checked to be `host:port` or `[ipv6]:port`. */
@@ -400,25 +423,48 @@ export async function main(args: string[]): Promise<never> {
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     Deno.addSignalListener(signal, () => interrupt.abort(new InterruptedError(signal)));
   }
+  Deno.exit(await runFetchInvocation(invocation, interrupt.signal));
+}
+
+/** What a command adds to a run besides what `fetch` wires in. */
+export interface RunExtras {
+  /** Runs after the pulls and pins (see {@linkcode FetchContext.afterPulls}). */
+  afterPulls?: (logger: Logger) => FetchContext["afterPulls"];
+}
+
+/**
+ * Runs a parsed invocation: reads the metrics token, wires the metrics reporter and the waves
+ * gate, and returns the run's exit status. `keep` runs each of its cycles through it.
+ */
+export async function runFetchInvocation(
+  invocation: Extract<FetchInvocation, { kind: "run" }>,
+  signal: AbortSignal,
+  extras: RunExtras = {},
+): Promise<number> {
   const logger = new Logger({ format: invocation.logFormat, debug: invocation.debug });
   const { metricsEndpoint: endpoint, metricsTokenFile, waves, config } = invocation;
-  let token: string | undefined;
+  let token: (() => string) | undefined;
   try {
     token = metricsTokenFile
-      ? await readTokenFile(metricsTokenFile, "--metrics-token-file")
+      ? await tokenFileSource(metricsTokenFile, "--metrics-token-file")
       : undefined;
   } catch (error) {
     // Logged like every other problem of a run, in the run's --log-format.
     if (!(error instanceof InvalidInputError)) throw error;
     logger.error(error.message);
-    Deno.exit(ExitCode.InvalidInput);
+    return ExitCode.InvalidInput;
   }
+  const [{ runFetch }, { openMetricsReporter }, { openNodeWaves }] = await Promise.all([
+    import("../lib/pull/run_fetch.ts"),
+    import("../lib/metrics/client/reporter.ts"),
+    import("../lib/waves/client/node_waves.ts"),
+  ]);
   const node = config.nodeName;
-  const code = await runFetch(config, {
+  return await runFetch(config, {
     logger,
     summaryFormat: invocation.logFormat,
     writeSummary: (text) => console.log(text),
-    signal: interrupt.signal,
+    signal,
     openReporter: endpoint ? openMetricsReporter({ endpoint, token, node, logger }) : undefined,
     openGate: endpoint && waves
       ? ({ renewWithoutProgress }) =>
@@ -431,6 +477,39 @@ export async function main(args: string[]): Promise<never> {
           logger,
         })
       : undefined,
+    afterPulls: async (run) => {
+      await extras.afterPulls?.(logger)?.(run);
+      await publishEvents(
+        run.results,
+        { config, serviceAccountDir: invocation.serviceAccountDir },
+        {
+          logger,
+          signal,
+        },
+      );
+    },
   });
-  Deno.exit(code);
+}
+
+/**
+ * Failed images as Kubernetes Events on this pod (`lib/kube/events.ts`), which the DaemonSet
+ * names through the downward API (`POD_NAME`, `POD_NAMESPACE`, `POD_UID`).
+ */
+async function publishEvents(
+  results: { image: string; status: string; attempts: number }[],
+  { config, serviceAccountDir }: { config: FetchConfig; serviceAccountDir: string },
+  { logger, signal }: { logger: Logger; signal: AbortSignal },
+): Promise<void> {
+  const { publishRunEvents } = await import("../lib/kube/events.ts");
+  const name = Deno.env.get("POD_NAME");
+  const namespace = Deno.env.get("POD_NAMESPACE") ||
+    await Deno.readTextFile(`${serviceAccountDir}/namespace`).then((t) => t.trim(), () => "");
+  const uid = Deno.env.get("POD_UID") || undefined;
+  await publishRunEvents(results, {
+    node: config.nodeName,
+    pod: name && namespace ? { name, namespace, uid } : undefined,
+    serviceAccountDir,
+    logger,
+    signal,
+  });
 }

@@ -36,6 +36,7 @@ Deno.test("the defaults are the original tool's", () => {
     nodeName: "host-1",
     strict: false,
     pin: false,
+    pinOwner: "image-prefetcher",
   });
   assert.equal(logFormat, "text");
   assert.equal(debug, false);

@@ -91,11 +91,29 @@ const RULES: {
     forbids: (to) => !["lib/core/", "lib/kube/"].some((f) => under(to, f)),
   },
   {
+    name: "lib/auth/ imports only lib/core/, lib/kube/ and itself",
+    covers: (from) => under(from, "lib/auth/") && !isTest(from),
+    forbids: (to) => !["lib/core/", "lib/kube/", "lib/auth/"].some((f) => under(to, f)),
+  },
+  {
+    name: "only cmd/ wires lib/auth/ in: the servers ask lib/core/bearer_token.ts's hook",
+    covers: (from) => under(from, "lib/") && !under(from, "lib/auth/") && !isTest(from),
+    forbids: (to) => under(to, "lib/auth/"),
+  },
+  {
     name: "lib/waves/ imports only lib/core/, itself, and the gate interface of lib/pull/",
     covers: (from) => under(from, "lib/waves/") && !isTest(from),
     forbids: (to) =>
       !["lib/core/", "lib/waves/", "proto/"].some((f) => under(to, f)) &&
       !["lib/pull/gate.ts", "lib/pull/scheduler.ts"].includes(to),
+  },
+  {
+    name: "lib/keep/ imports lib/core/, lib/image/, lib/pull/, lib/runtime/, lib/kube/ and itself",
+    covers: (from) => under(from, "lib/keep/") && !isTest(from),
+    forbids: (to) =>
+      !["lib/core/", "lib/image/", "lib/pull/", "lib/runtime/", "lib/kube/", "lib/keep/"].some((
+        f,
+      ) => under(to, f)),
   },
   {
     name: "lib/pull/ never imports lib/metrics/ (it reports through pull/reporter.ts)",
@@ -160,6 +178,44 @@ Deno.test("deploy.ts runs from a URL: its imports stay in lib/deploy/ and need n
     problems,
     [],
     `deploy.ts must stay runnable from a URL:\n${problems.join("\n")}`,
+  );
+});
+
+/** The specifiers a module loads when it is loaded: no `import type`, no dynamic `import()`. */
+function staticSpecifiers(source: string): string[] {
+  const code = source.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
+  const pattern =
+    /(?:^|[\s;])(?:import|export)\s(?!type\s)[^"';(]*?from\s*["']([^"']+)["']|(?:^|[\s;])import\s*["']([^"']+)["']/g;
+  return [...code.matchAll(pattern)].map((m) => m[1] ?? m[2]);
+}
+
+Deno.test("keep's idle process loads no package: cmd/keep.ts's static imports stay built-in", async () => {
+  // The idle parent must cost little more than `sleep`; gRPC and the pulling code load only in
+  // each cycle's child process (dynamic imports, which this scan does not follow).
+  const seen = new Set<string>();
+  const queue = ["cmd/keep.ts"];
+  const problems: string[] = [];
+  while (queue.length > 0) {
+    const path = queue.pop()!;
+    if (seen.has(path)) continue;
+    seen.add(path);
+    const source = await Deno.readTextFile(join(ROOT, path));
+    for (const spec of staticSpecifiers(source)) {
+      if (spec.startsWith(".")) {
+        const to = relative(ROOT, join(ROOT, dirname(path), spec));
+        if (to.endsWith(".ts")) queue.push(to);
+      } else if (!spec.startsWith("node:")) problems.push(`${path} imports the package "${spec}"`);
+    }
+  }
+  assert.ok(seen.has("lib/keep/keeper.ts"), "the scan did not follow cmd/keep.ts's imports");
+  // Nor the flag tables: `keep-cycle check` parses and checks keep's flags in a child.
+  for (const heavy of ["cmd/_flags.ts", "cmd/fetch.ts", "cmd/keep_cycle.ts"]) {
+    if (seen.has(heavy)) problems.push(`cmd/keep.ts loads ${heavy}`);
+  }
+  assert.deepEqual(
+    problems,
+    [],
+    `keep's idle process must not load packages:\n${problems.join("\n")}`,
   );
 });
 

@@ -32,6 +32,8 @@ export interface TestPluginBehaviour {
   cacheDuration?: string;
   /** The response's `auth` map. */
   auth?: Record<string, { username: string; password: string }>;
+  /** Instead of `auth`: the n-th call answers the n-th map, the last one from then on. */
+  authSequence?: Array<Record<string, { username: string; password: string }>>;
   /** The response's apiVersion. @default {the request's} */
   apiVersion?: string;
   /** Text printed in `garbage` mode. */
@@ -122,6 +124,9 @@ function pluginEnv(
     PLUGIN_CACHE_KEY_TYPE: behaviour.cacheKeyType,
     PLUGIN_CACHE_DURATION: behaviour.cacheDuration,
     PLUGIN_AUTH: behaviour.auth ? JSON.stringify(behaviour.auth) : undefined,
+    PLUGIN_AUTH_SEQUENCE: behaviour.authSequence
+      ? JSON.stringify(behaviour.authSequence)
+      : undefined,
     PLUGIN_API_VERSION: behaviour.apiVersion,
     PLUGIN_GARBAGE: behaviour.garbage,
   };

@@ -25,6 +25,8 @@ import { Service } from "kubernetes-models/v1/Service";
 import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import { Secret } from "kubernetes-models/v1/Secret";
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
+import { ValidatingAdmissionPolicy } from "kubernetes-models/admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy";
+import { ValidatingAdmissionPolicyBinding } from "kubernetes-models/admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding";
 
 /** The package and version whose schemas and types are the reference. */
 export const KUBERNETES_MODELS = "npm:kubernetes-models@5.1.0";
@@ -55,6 +57,9 @@ const MODELS: Record<string, new (data: never) => Validatable> = {
   "v1/ServiceAccount": ServiceAccount,
   "v1/Secret": Secret,
   "networking.k8s.io/v1/NetworkPolicy": NetworkPolicy,
+  "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy": ValidatingAdmissionPolicy,
+  "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding":
+    ValidatingAdmissionPolicyBinding,
 };
 
 function modelPath(object: ObjectToValidate): string {

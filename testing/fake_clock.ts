@@ -11,19 +11,34 @@ interface Timer {
   resolve: () => void;
 }
 
-/** A {@linkcode Clock} whose time moves only when {@linkcode FakeClock.run} moves it. */
+/**
+ * A {@linkcode Clock} whose time moves only when {@linkcode FakeClock.run} moves it. Its wall
+ * clock moves with it, and can also be stepped alone ({@linkcode FakeClock.stepWallClock}), as
+ * chrony steps a fresh node's clock.
+ */
 export class FakeClock implements Clock {
   #now: number;
+  #wallOffset = 0;
   #timers: Timer[] = [];
 
-  /** Starts the clock at `start` milliseconds since the epoch. */
+  /** Starts the clock at `start` milliseconds (the wall clock at as many since the epoch). */
   constructor(start = 1_700_000_000_000) {
     this.#now = start;
   }
 
-  /** The current virtual time. */
+  /** The current virtual (monotonic) time. */
   now(): number {
     return this.#now;
+  }
+
+  /** The virtual wall clock: the monotonic time plus every step so far. */
+  wallNow(): number {
+    return this.#now + this.#wallOffset;
+  }
+
+  /** Steps the wall clock by `ms` (negative: back), leaving the monotonic time and timers alone. */
+  stepWallClock(ms: number): void {
+    this.#wallOffset += ms;
   }
 
   /** Resolves when virtual time reaches now + `ms`; rejects when `signal` aborts. */

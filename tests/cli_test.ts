@@ -76,6 +76,18 @@ Deno.test("an unknown command or flag is one sentence and exit 2, no stack trace
         /Cannot read --token-file \/nonexistent\/t .*readable file/,
       ],
       [["aggregate-metrics", "--fanout", "3"], /--fanout tunes waves: add --waves/],
+      [
+        [
+          "aggregate-metrics",
+          "--grpc-port",
+          "0",
+          "--http-port",
+          "0",
+          "--node-service-account",
+          "p/s",
+        ],
+        /--node-service-account checks tokens with the Kubernetes API, but KUBERNETES_SERVICE_HOST/,
+      ],
     ] as const
   ) {
     const run = await runProgram([...args]);

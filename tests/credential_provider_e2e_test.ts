@@ -4,7 +4,7 @@
  * counting its calls.
  */
 import assert from "node:assert/strict";
-import { startStack } from "../testing/stack/stack.ts";
+import { startStack, testEachContainerd } from "../testing/stack/stack.ts";
 import {
   type ProviderSetup,
   type TestProvider,
@@ -185,6 +185,28 @@ Deno.test("fetch with kubelet credential provider plugins", async (t) => {
   });
 
   await t.step(
+    "pulling an image already on the node again asks the registry for its manifest only",
+    async () => {
+      // What a kubelet's credential verification (KEP-2535) costs for a prefetched image.
+      const provider = {
+        name: "verify",
+        matchImages: [stack.proxy.host],
+        plugin: { auth: goodBoth, cacheDuration: "1h" },
+      };
+      const first = await fetchWith([provider], [viaProxy]);
+      await using _first = first.setup;
+      assert.deepEqual(statuses(first.run), ["pulled"], describe(first.run));
+      stack.proxy.resetCounters();
+      const again = await fetchWith([provider], [viaProxy]);
+      await using _again = again.setup;
+      assert.deepEqual(statuses(again.run), ["pulled"], describe(again.run));
+      const paths = stack.proxy.requests.map((r) => r.path);
+      assert.ok(paths.length > 0, "the second pull asked the registry nothing");
+      assert.ok(paths.every((p) => p.includes("/manifests/")), paths.join("\n"));
+    },
+  );
+
+  await t.step(
     "a failing, hanging or garbage-printing plugin: one warning, pulls go on",
     async () => {
       const dockerConfig = await Deno.makeTempFile({ suffix: ".json" });
@@ -327,3 +349,52 @@ Deno.test("fetch with kubelet credential provider plugins", async (t) => {
     assert.match(missing.stderr, /Cannot read the credential provider config/);
   });
 });
+
+testEachContainerd(
+  "a plugin answer the registry refuses is renewed once, bypassing the cache; then it is final",
+  async (t, containerd) => {
+    await using stack = await startStack({
+      registryAuth: { username: USER, password: PASSWORD },
+      containerd,
+    });
+    const host = stack.registry.host;
+    const image = (await stack.pushImage({ repository: "cp/renew", tag: "v1" })).reference(host);
+    const good = { [host]: { username: USER, password: PASSWORD } };
+    const wrong = { [host]: { username: USER, password: "expired-pw" } };
+    const cases = [
+      ["wrong, then right: lands in the second attempt", [wrong, good], "pulled"],
+      ["always wrong: fails after exactly two attempts", [wrong], "failed"],
+    ] as const;
+    for (const [what, authSequence, status] of cases) {
+      await t.step(what, async () => {
+        await using setup = await writeProviderSetup([{
+          name: "renewing",
+          matchImages: [host],
+          // Cached for an hour: only a renewal that bypasses the cache asks again.
+          plugin: {
+            authSequence: [...authSequence],
+            cacheKeyType: "Registry",
+            cacheDuration: "1h",
+          },
+        }]);
+        const run = await runProgram([
+          ...jsonFetchArgs(stack.containerd.socket),
+          ...["--pull-policy", "Always", "--overall-timeout", "1m"],
+          ...["--image-credential-provider-config", setup.configPath],
+          ...["--image-credential-provider-bin-dir", setup.binDir],
+          image,
+        ]);
+        const [result] = run.summary!.images;
+        assert.equal(result.status, status, describe(run));
+        assert.equal(result.attempts, 2, describe(run));
+        if (status === "failed") {
+          assert.equal(result.failure, "permanent");
+          assert.match(result.error!, /401|unauthorized|denied/i);
+        }
+        assert.equal((await setup.calls("renewing")).length, 2);
+        assert.ok(run.events.some((e) => e.msg.startsWith("the registry refused the plugins")));
+        assertNoSecret(run, [PASSWORD, "expired-pw"]);
+      });
+    }
+  },
+);

@@ -123,7 +123,7 @@ Deno.test("the ClusterRole grants exactly the calls fetch makes on nodes", async
         { node: "node-a", ...end },
         {
           logger: new Logger({ format: "json", write: (l) => lines.push(JSON.parse(l)) }),
-          clock: { now: () => 0, sleep: () => Promise.resolve() },
+          clock: { now: () => 0, wallNow: () => 0, sleep: () => Promise.resolve() },
           env: api.env,
         },
       );

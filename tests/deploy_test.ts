@@ -76,6 +76,16 @@ const EVERYTHING = [
       i,
     ) => [`--${flag}`, `${i + 2}m`]),
 ];
+/** The security objects: the admission policy of node updates; no NetworkPolicy with hostNetwork. */
+for (
+  const extra of [
+    ["--label-nodes", "--remove-startup-taint", "example.com/prefetching=true:NoSchedule"],
+    ["--credential-provider", "gke"],
+  ]
+) {
+  const args = ["my-images", "--collect-metrics", "--waves", ...extra];
+  VARIANTS.push({ label: args.slice(1).join(" "), args, options: {} });
+}
 for (const flavor of ["vanilla", "ocp"]) {
   VARIANTS.push({
     label: `${flavor} with every flag`,
@@ -120,7 +130,13 @@ Deno.test("every variant, as printed, passes the Kubernetes API schemas strictly
     all.push(...printed);
   }
   assert.equal(all.filter((o) => o.kind === "DaemonSet").length, VARIANTS.length);
-  assert.equal(all.filter((o) => o.kind === "Role").length, VARIANTS.length / 2);
+  // A Role per ocp variant (the SCC) and per metrics server (reading its pods).
+  const roles = VARIANTS.map((v) =>
+    Number(v.args.includes("ocp")) + Number(v.args.includes("--collect-metrics"))
+  ).reduce((a, b) => a + b, 0);
+  assert.equal(all.filter((o) => o.kind === "Role").length, roles);
+  assert.ok(all.some((o) => o.kind === "ValidatingAdmissionPolicy"), "the policy is validated");
+  assert.ok(!all.some((o) => o.kind === "Secret"), "no Secret: no long-lived credential");
   assert.deepEqual(await validationErrors(all), []);
 });
 
@@ -386,14 +402,20 @@ Deno.test("ocp adds exactly the SCC use it needs; vanilla nothing of it", () => 
   const vanilla = renderManifests("my-images", { collectMetrics: true });
   assert.deepEqual(vanilla.map((o) => o.kind), [
     "ServiceAccount",
-    "Secret",
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
     "NetworkPolicy",
     "Service",
     "Deployment",
     "DaemonSet",
   ]);
   const text = JSON.stringify(vanilla);
-  for (const word of ["openshift", "spc_t", "serviceAccountName", "crio"]) {
+  const plain = JSON.stringify(renderManifests("my-images"));
+  assert.ok(!plain.includes("serviceAccountName"), "no ServiceAccount without metrics");
+  for (const word of ["openshift", "spc_t", "crio"]) {
     assert.ok(!text.includes(word), `vanilla mentions ${word}`);
   }
 });

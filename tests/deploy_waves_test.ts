@@ -50,7 +50,13 @@ Deno.test("--waves brings the server and tells both sides, as their real parsers
     maxNodesPulling: 3,
     leaseMs: 30_000,
   });
-  assert.equal(parsed.config.tokenFile, TOKEN_FILE);
+  assert.equal(parsed.config.tokenFile, undefined, "no shared token");
+  assert.deepEqual(parsed.kubernetesAuth, {
+    serviceAccount: { namespace: "ns", name: "my-images" },
+    audience: "image-prefetcher:ns:my-images",
+    serviceAccountDir: "/var/run/secrets/kubernetes.io/serviceaccount",
+  });
+  assert.equal(parsed.config.localHttpPort, 8081);
   const init = find(objects, "DaemonSet").spec.template.spec.initContainers[0];
   const fetch = parseFetchArgs(init.args.slice(1), { nodeName: "n", hostname: () => "h" });
   assert.ok(fetch.kind === "run");
@@ -75,36 +81,41 @@ Deno.test("--waves brings the server and tells both sides, as their real parsers
   assert.ok(plainInit.includes("--metrics-token-file"), "--collect-metrics gets the token too");
 });
 
-Deno.test("the token Secret is filled by Kubernetes and mounted into both sides", () => {
-  const objects = renderManifests("my-images", { waves: true });
-  const secret = find(objects, "Secret");
-  assert.equal(secret.type, "kubernetes.io/service-account-token");
-  assert.equal(secret.data, undefined, "the manifest holds no secret");
-  const account = find(objects, "ServiceAccount");
-  assert.equal(
-    secret.metadata.annotations["kubernetes.io/service-account.name"],
-    account.metadata.name,
+Deno.test("nodes send a projected token of the instance's audience; the server reviews it", () => {
+  const objects = renderManifests("my-images", { namespace: "ns", waves: true });
+  assert.ok(!objects.some((o) => o.kind === "Secret"), "no long-lived token Secret");
+  const pod = find(objects, "DaemonSet").spec.template.spec;
+  assert.equal(pod.serviceAccountName, "my-images");
+  assert.equal(pod.automountServiceAccountToken, false);
+  const mount = pod.initContainers[0].volumeMounts.find((m: Json) =>
+    TOKEN_FILE.startsWith(m.mountPath + "/")
   );
-  assert.equal(account.automountServiceAccountToken, false);
-  for (const kind of ["Deployment", "DaemonSet"]) {
-    const pod = find(objects, kind).spec.template.spec;
-    const container = kind === "Deployment" ? pod.containers[0] : pod.initContainers[0];
-    const mount = container.volumeMounts.find((m: Json) =>
-      TOKEN_FILE.startsWith(m.mountPath + "/")
-    );
-    assert.ok(mount, `${kind} does not mount ${TOKEN_FILE}`);
-    assert.equal(mount.readOnly, true);
-    const volume = pod.volumes.find((v: Json) => v.name === mount.name);
-    assert.equal(volume.secret.secretName, secret.metadata.name);
-    assert.deepEqual(volume.secret.items, [{ key: "token", path: TOKEN_FILE.split("/").at(-1) }]);
-  }
-  // No pod runs as the token's ServiceAccount.
-  for (const kind of ["Deployment", "DaemonSet"]) {
-    assert.notEqual(
-      find(objects, kind).spec.template.spec.serviceAccountName,
-      account.metadata.name,
-    );
-  }
+  assert.equal(mount.readOnly, true);
+  assert.equal(pod.containers[0].volumeMounts, undefined, "sleep gets no token");
+  const volume = pod.volumes.find((v: Json) => v.name === mount.name);
+  assert.deepEqual(volume.projected.sources, [{
+    serviceAccountToken: {
+      audience: "image-prefetcher:ns:my-images",
+      expirationSeconds: 600,
+      path: TOKEN_FILE.split("/").at(-1),
+    },
+  }]);
+  // The server runs as its own ServiceAccount, which may review tokens and read pods, no more.
+  const server = find(objects, "Deployment").spec.template.spec;
+  assert.equal(server.serviceAccountName, "my-images-metrics");
+  const accounts = objects.filter((o) => o.kind === "ServiceAccount").map((o) => o.metadata.name);
+  assert.deepEqual(accounts.sort(), ["my-images", "my-images-metrics"]);
+  const clusterRole = objects.find((o) =>
+    o.kind === "ClusterRole" && o.metadata.name.endsWith("-metrics")
+  ) as Json;
+  assert.deepEqual(clusterRole.rules.flatMap((r: Json) => r.resources), [
+    "tokenreviews",
+    "subjectaccessreviews",
+  ]);
+  assert.deepEqual(clusterRole.rules.flatMap((r: Json) => r.verbs), ["create", "create"]);
+  assert.deepEqual(find(objects, "Role").rules, [
+    { apiGroups: [""], resources: ["pods"], verbs: ["get"] },
+  ]);
 });
 
 Deno.test("only the instance's prefetch pods reach the gRPC port; HTTP stays open", () => {
@@ -136,6 +147,16 @@ Deno.test("only the instance's prefetch pods reach the gRPC port; HTTP stays ope
     r.ports.some((p: Json) => p.port === 8080)
   );
   assert.equal(httpRule.from, undefined, "the HTTP port is open (reads need the token)");
+});
+
+Deno.test("with hostNetwork prefetch pods (cloud credential providers), no NetworkPolicy", () => {
+  for (const kind of ["gke", "eks", "aks"] as const) {
+    const objects = renderManifests("my-images", { waves: true, credentialProvider: { kind } });
+    assert.equal(find(objects, "DaemonSet").spec.template.spec.hostNetwork, true);
+    // A podSelector never matches traffic from node addresses: the policy would drop every
+    // submit. The gRPC calls are authenticated by their tokens instead.
+    assert.ok(!objects.some((o) => o.kind === "NetworkPolicy"), kind);
+  }
 });
 
 Deno.test("waves flags without --waves, or with bad numbers, are one sentence with the fix", () => {

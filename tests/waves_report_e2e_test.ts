@@ -7,6 +7,7 @@ import { WavesClient } from "../lib/waves/client/waves_client.ts";
 import { startMetricsServerProcess } from "../testing/metrics_server_process.ts";
 import { ensureDebianPackages } from "../testing/stack/packages.ts";
 import { admitRequest } from "../testing/admit_request.ts";
+import { freePort } from "../testing/stack/free_port.ts";
 
 const TOKEN = "report-token";
 const never = new AbortController().signal;
@@ -15,8 +16,18 @@ Deno.test("the report shows per image who has, pulls and waits, and the bound pe
   await ensureDebianPackages([{ name: "chromium", binary: "chromium" }]);
   const tokenFile = await Deno.makeTempFile();
   await Deno.writeTextFile(tokenFile, TOKEN);
+  // The page is read as people read it: through the loopback port (kubectl port-forward).
+  const localPort = freePort();
   await using server = await startMetricsServerProcess({
-    args: ["--waves", "--fanout", "1", "--token-file", tokenFile],
+    args: [
+      "--waves",
+      "--fanout",
+      "1",
+      "--token-file",
+      tokenFile,
+      "--local-http-port",
+      `${localPort}`,
+    ],
   });
   // A GOAWAY can abort the Deno server (denoland/deno#36788): end the connection without one.
   using client = new WavesClient({
@@ -50,7 +61,7 @@ Deno.test("the report shows per image who has, pulls and waits, and the bound pe
         `--user-data-dir=${profile}`,
         "--virtual-time-budget=3000",
         "--dump-dom",
-        `${server.url}/?token=${TOKEN}`,
+        `http://127.0.0.1:${localPort}/`,
       ],
       stdin: "null",
       stdout: "piped",

@@ -1,23 +1,30 @@
 /**
- * Time as a parameter: the pull scheduler asks a {@linkcode Clock} for the time and for waits, so
- * tests can run it on virtual time.
+ * Time as a parameter: code that measures durations, deadlines, backoff or batch windows asks a
+ * {@linkcode Clock}, so tests can run it on virtual time, and a step of the wall clock (chrony
+ * setting a fresh node's time) neither cuts a wait short nor stretches it.
  *
  * @module
  */
 
 /** A source of time and of cancellable waits. */
 export interface Clock {
-  /** Milliseconds since the Unix epoch. */
+  /**
+   * Milliseconds on a monotonic clock, from an arbitrary origin: for durations and deadlines
+   * only, never shown as a time of day. Wall-clock steps do not move it.
+   */
   now(): number;
+  /** Milliseconds since the Unix epoch, for what people read (log times, when an attempt began). */
+  wallNow(): number;
   /**
    * Resolves after `ms` milliseconds; rejects with `signal.reason` as soon as `signal` aborts.
    */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
-/** The real clock: `Date.now()` and timers. */
+/** The real clock: `performance.now()` for durations, `Date.now()` for the time of day, timers. */
 export const systemClock: Clock = {
-  now: () => Date.now(),
+  now: () => performance.now(),
+  wallNow: () => Date.now(),
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
       if (signal?.aborted) {

@@ -41,6 +41,15 @@ interface ProviderSlot {
   hungOn?: string;
 }
 
+/** Options for {@linkcode ProviderKeyring.credentialsFor}. */
+export interface CredentialsForOptions {
+  /**
+   * Ask the plugins again instead of using answers cached at or before this time of the keyring's
+   * clock ({@linkcode ProviderKeyring.now}); absent, cached answers are used while they live.
+   */
+  renewStoredBy?: number;
+}
+
 /** Options for {@linkcode ProviderKeyring}. */
 export interface ProviderKeyringOptions {
   /** Directory of the plugin executables (`--image-credential-provider-bin-dir`). */
@@ -82,6 +91,7 @@ export class ProviderKeyring {
   readonly #providers: ProviderSlot[];
   readonly #options: ProviderKeyringOptions;
   readonly #run: RunPlugin;
+  readonly #clock: Clock;
 
   /**
    * Creates the keyring; no plugin runs until an image asks for credentials.
@@ -91,6 +101,7 @@ export class ProviderKeyring {
    */
   constructor(providers: readonly CredentialProvider[], options: ProviderKeyringOptions) {
     const clock = options.clock ?? systemClock;
+    this.#clock = clock;
     this.#providers = providers.map((provider) => ({
       provider,
       cache: new ResponseCache(clock),
@@ -106,6 +117,11 @@ export class ProviderKeyring {
         }));
   }
 
+  /** The time of the clock cache entries are stored and expire against. */
+  now(): number {
+    return this.#clock.now();
+  }
+
   /**
    * The plugin credentials for `image`, most specific `auth` key first. Providers' answers are
    * merged in config order, an earlier provider's entry winning over a later one with the same
@@ -113,16 +129,26 @@ export class ProviderKeyring {
    * `onFailure`. When `signal` aborts (the run is ending), a running plugin is killed and the
    * answer is empty, without a warning.
    *
+   * With `options.renewStoredBy`, cached answers stored at or before that time (of the
+   * keyring's clock) are not used: the plugin is asked again, because the registry refused what it
+   * said. An answer stored later, by another image's renewal meanwhile, is used as it is.
+   *
    * @param image The image to pull.
    * @param signal Stops waiting for plugins.
+   * @param options Whether to renew answers the registry refused.
    * @returns The matching credentials; empty when no plugin matches or answers.
    */
-  async credentialsFor(image: ImageReference, signal?: AbortSignal): Promise<RegistryCredential[]> {
+  async credentialsFor(
+    image: ImageReference,
+    signal?: AbortSignal,
+    options: CredentialsForOptions = {},
+  ): Promise<RegistryCredential[]> {
     const repository = `${image.registry}/${image.repository}`;
     const merged = new Map<string, RegistryCredential>();
     for (const entry of this.#providers) {
       if (!entry.provider.matchImages.some((glob) => imageMatches(glob, repository))) continue;
-      for (const credential of await this.#answer(entry, repository, signal)) {
+      const answer = await this.#answer(entry, repository, signal, options.renewStoredBy);
+      for (const credential of answer) {
         if (!merged.has(credential.serverAddress)) merged.set(credential.serverAddress, credential);
       }
     }
@@ -134,6 +160,7 @@ export class ProviderKeyring {
     entry: ProviderSlot,
     repository: string,
     signal: AbortSignal | undefined,
+    renewStoredBy: number | undefined,
   ): Promise<RegistryCredential[]> {
     let release: () => void;
     try {
@@ -142,6 +169,7 @@ export class ProviderKeyring {
       return [];
     }
     try {
+      if (renewStoredBy !== undefined) entry.cache.forget(repository, renewStoredBy);
       const cached = entry.cache.get(repository);
       if (cached) return cached;
       if (entry.hungOn !== undefined) {

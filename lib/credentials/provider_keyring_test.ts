@@ -38,7 +38,7 @@ function runner(answers: Record<string, ProviderResponse | Error>) {
   return { run, calls, maxInFlight: () => maxInFlight };
 }
 
-const clock = { now: () => 0, sleep: () => Promise.resolve() };
+const clock = { now: () => 0, wallNow: () => 0, sleep: () => Promise.resolve() };
 const image = (text: string) => parseImageReference(text);
 
 Deno.test("ProviderKeyring runs a Registry-keyed plugin once for many images of a registry", async () => {
@@ -141,4 +141,37 @@ Deno.test("ProviderKeyring stops waiting when the run ends, without a warning", 
   assert.deepEqual(await Promise.all([first, second]), [[], []]);
   assert.deepEqual(started, ["quay.io/a/b"]);
   assert.deepEqual(failures, []);
+});
+
+Deno.test("ProviderKeyring renews a refused answer once, however many images it refused", async () => {
+  const fake = runner({
+    gcr: {
+      cacheKeyType: "Registry",
+      cacheDurationMs: 3_600_000,
+      auth: [{ serverAddress: "gcr.io", username: "_token", password: "t" }],
+    },
+  });
+  let time = 1_000;
+  const keyring = new ProviderKeyring([provider("gcr", ["gcr.io"])], {
+    binDir: "/none",
+    clock: { now: () => time, wallNow: () => 0, sleep: () => Promise.resolve() },
+    runPlugin: fake.run,
+  });
+  await keyring.credentialsFor(image("gcr.io/p/a:1"));
+  const lookedUpAt = keyring.now();
+  time += 1;
+  // Ten images were refused with the answer looked up before: the first renews it, the others
+  // find the renewed answer, stored after their own lookup.
+  await Promise.all(
+    Array.from(
+      { length: 10 },
+      (_, i) =>
+        keyring.credentialsFor(image(`gcr.io/p/app${i}:1`), undefined, {
+          renewStoredBy: lookedUpAt,
+        }),
+    ),
+  );
+  assert.equal(fake.calls.length, 2);
+  await keyring.credentialsFor(image("gcr.io/p/a:1"));
+  assert.equal(fake.calls.length, 2, "the renewed answer is cached as usual");
 });

@@ -13,6 +13,7 @@ const GLOBAL_KEY = "global";
 
 interface Entry {
   auth: RegistryCredential[];
+  storedAt: number;
   expiresAt: number;
 }
 
@@ -39,6 +40,23 @@ export class ResponseCache {
    * @returns The credentials, or undefined when nothing valid is cached.
    */
   get(image: string): RegistryCredential[] | undefined {
+    return this.#find(image)?.entry.auth;
+  }
+
+  /**
+   * Forgets the answer {@linkcode ResponseCache.get} would give for `image` when it was stored at
+   * or before `storedBy`, so the plugin is asked again: the registry refused what it said. An
+   * answer stored later (another image renewed it meanwhile) is kept.
+   *
+   * @param image The image repository.
+   * @param storedBy A time of this cache's clock, e.g. when the refused answer was looked up.
+   */
+  forget(image: string, storedBy: number): void {
+    const found = this.#find(image);
+    if (found && found.entry.storedAt <= storedBy) this.#entries.delete(found.key);
+  }
+
+  #find(image: string): { key: string; entry: Entry } | undefined {
     for (const key of [`image:${image}`, `registry:${registryOf(image)}`, GLOBAL_KEY]) {
       const entry = this.#entries.get(key);
       if (!entry) continue;
@@ -46,7 +64,7 @@ export class ResponseCache {
         this.#entries.delete(key);
         continue;
       }
-      return entry.auth;
+      return { key, entry };
     }
     return undefined;
   }
@@ -68,6 +86,7 @@ export class ResponseCache {
       : response.cacheKeyType === "Registry"
       ? `registry:${registryOf(image)}`
       : GLOBAL_KEY;
-    this.#entries.set(key, { auth: response.auth, expiresAt: this.#clock.now() + durationMs });
+    const now = this.#clock.now();
+    this.#entries.set(key, { auth: response.auth, storedAt: now, expiresAt: now + durationMs });
   }
 }

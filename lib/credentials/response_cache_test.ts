@@ -4,7 +4,12 @@ import type { CacheKeyType } from "./provider_response.ts";
 
 /** A clock that moves only when a test sets `time`. */
 function manualClock() {
-  const clock = { time: 1_000_000, now: () => clock.time, sleep: () => Promise.resolve() };
+  const clock = {
+    time: 1_000_000,
+    now: () => clock.time,
+    wallNow: () => 0,
+    sleep: () => Promise.resolve(),
+  };
   return clock;
 }
 
@@ -52,4 +57,18 @@ Deno.test("ResponseCache uses defaultCacheDuration only when the answer has none
   assert.equal(cache.get("gcr.io/p/b"), undefined);
   cache.put("gcr.io/p/c", answer("Image"), 0);
   assert.equal(cache.get("gcr.io/p/c"), undefined);
+});
+
+Deno.test("ResponseCache forgets a refused answer, but not one stored after it was looked up", () => {
+  const clock = manualClock();
+  const cache = new ResponseCache(clock);
+  cache.put("gcr.io/p/a", answer("Registry", 60_000), 0);
+  const lookedUpAt = clock.time;
+  clock.time += 10;
+  cache.forget("gcr.io/p/b", lookedUpAt);
+  assert.equal(cache.get("gcr.io/p/a"), undefined, "the registry's answer is asked again");
+
+  cache.put("gcr.io/p/a", answer("Registry", 60_000), 0);
+  cache.forget("gcr.io/p/a", lookedUpAt);
+  assert.deepEqual(cache.get("gcr.io/p/a"), auth, "renewed since: kept");
 });

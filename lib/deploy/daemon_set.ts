@@ -22,6 +22,7 @@ import {
 } from "./instance.ts";
 import { lockedDown, nonRoot, OCP_PRIVILEGED_SCC } from "./security_contexts.ts";
 import { tokenMount, tokenVolume } from "./metrics_token.ts";
+import { keepContainer, podIdentityEnv } from "./keep.ts";
 
 /** The command line of the init container: `fetch` and its flags. */
 function fetchArgs(o: Instance): string[] {
@@ -44,7 +45,7 @@ function fetchArgs(o: Instance): string[] {
     ...nodeUpdateArgs(o.name, o.nodeUpdates),
     ...(o.waves ? ["--waves"] : []),
     ...fetchTuningArgs(o.fetchFlags),
-    ...(o.pin ? ["--pin"] : []),
+    ...(o.pin ? ["--pin", "--pin-owner", o.name] : []),
   ];
 }
 
@@ -79,8 +80,11 @@ export function daemonSet(o: Instance): KubernetesObject {
 /** The prefetch pod: where it runs, who it runs as, its two containers and its volumes. */
 function prefetchPodSpec(o: Instance): Json {
   return {
-    ...(o.flavor === "ocp" || o.nodeApi ? { serviceAccountName: o.name } : {}),
-    // Only the init container gets a token, and only when it talks to the API.
+    ...(o.flavor === "ocp" || o.nodeApi || o.collectMetrics || o.keep
+      ? { serviceAccountName: o.name }
+      : {}),
+    // Tokens are mounted only into the containers that use them: for the API when they talk to
+    // it, and for the metrics server (its own audience) when they report.
     automountServiceAccountToken: false,
     enableServiceLinks: false,
     // Cloud plugins ask the metadata server for the node's identity, as from the host.
@@ -94,7 +98,7 @@ function prefetchPodSpec(o: Instance): Json {
     ...imagePullSecrets(o),
     terminationGracePeriodSeconds: 5,
     initContainers: [fetchContainer(o)],
-    containers: [sleepContainer(o)],
+    containers: [o.keep ? keepContainer(fetchContainer(o), o.keep) : sleepContainer(o)],
     volumes: prefetchVolumes(o),
   };
 }
@@ -105,7 +109,9 @@ function fetchContainer(o: Instance): Json {
     name: "prefetch",
     image: o.image,
     args: fetchArgs(o),
-    env: [{ name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } }],
+    env: o.keep
+      ? podIdentityEnv()
+      : [{ name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } }],
     resources: {
       requests: { cpu: "50m", memory: "96Mi" },
       limits: { cpu: "500m", memory: "256Mi" },
@@ -141,7 +147,7 @@ function fetchVolumeMounts(o: Instance): Json[] {
       readOnly: true,
     }]),
     ...(o.credentialProvider?.volumeMounts ?? []),
-    ...(o.nodeApi ? [serviceAccountTokenVolume().mount] : []),
+    ...(o.nodeApi || o.keep ? [serviceAccountTokenVolume().mount] : []),
     ...(o.collectMetrics ? [tokenMount()] : []),
   ];
 }
@@ -177,7 +183,7 @@ function prefetchVolumes(o: Instance): Json[] {
       },
     }]),
     ...(o.credentialProvider?.volumes ?? []),
-    ...(o.nodeApi ? [serviceAccountTokenVolume().volume] : []),
+    ...(o.nodeApi || o.keep ? [serviceAccountTokenVolume().volume] : []),
     ...(o.collectMetrics ? [tokenVolume(o)] : []),
   ];
 }

@@ -75,6 +75,18 @@ export const DEPLOY_FLAGS: Readonly<Record<string, FlagSpec>> = {
     help: "fetch --pin: keep the images out of the kubelet's image garbage collection " +
       "(containerd 1.7 or newer).",
   },
+  keep: {
+    type: "boolean",
+    help: "The main container runs keep instead of sleep: edits of the list are pulled within " +
+      "seconds, tags refreshed, pins of what left the list released; failed images become " +
+      "Events on the pod (a Role to create and patch events in the namespace).",
+  },
+  "refresh-interval": {
+    type: "string",
+    value: "duration",
+    default: "6h",
+    help: "With --keep: how often every node pulls every listed tag again (±10% jitter).",
+  },
   waves: {
     type: "boolean",
     help: "Cluster-wide waves: nodes ask the metrics server before each pull, so the " +
@@ -103,8 +115,8 @@ export const DEPLOY_FLAGS: Readonly<Record<string, FlagSpec>> = {
     type: "string",
     value: METRICS_SERVICE_TYPES.join("|"),
     default: "ClusterIP",
-    help: "LoadBalancer exposes the metrics' HTTP port outside the cluster (reads need the " +
-      "token of the Secret <name>-token).",
+    help: "LoadBalancer exposes the metrics' HTTP port outside the cluster (each read needs a " +
+      "token that RBAC lets get the path).",
   },
   "node-selector": {
     type: "string",
@@ -275,6 +287,8 @@ export function parseDeployArgs(args: readonly string[]): DeployInvocation {
     secret: flags.text("secret"),
     collectMetrics: flags.on("collect-metrics"),
     pin: flags.on("pin") ? true : undefined,
+    keep: flags.on("keep") ? true : undefined,
+    refreshInterval: flags.text("refresh-interval"),
     ...wavesOptions(flags),
     metricsServiceType: flags.text("metrics-service-type") as MetricsServiceType | undefined,
     nodeSelector: nodeSelectors.length > 0 ? parseNodeSelector(nodeSelectors) : undefined,

@@ -26,7 +26,7 @@ export const METRICS_HTTP_PORT = 8080;
 /** Where the init container finds the ConfigMap's `images.txt`. */
 export const IMAGE_LIST_FILE = "/etc/image-prefetcher/image-list/images.txt";
 
-/** Where the prefetch and metrics containers find the instance's bearer token. */
+/** Where the init container finds its projected token for the metrics server. */
 export const TOKEN_FILE = "/etc/image-prefetcher/token/token";
 
 /** Where the init container finds the pull Secret's `.dockerconfigjson`. */
@@ -89,6 +89,8 @@ export interface Instance {
   nodeApi: boolean;
   /** The waves' tuning, if the instance has waves. */
   waves?: { firstWave: number; fanout: number; maxNodesPulling: number };
+  /** With `--keep`: the main container runs `keep` (see `keep.ts`). */
+  keep?: { refreshInterval: string };
 }
 
 /** The labels of every object of the instance, and the selector of its pods. */
@@ -112,11 +114,6 @@ export function metadata(
 /** The name of the metrics Service, Deployment and NetworkPolicy. */
 export function metricsName(o: Instance): string {
   return `${o.name}-metrics`;
-}
-
-/** The name of the token's ServiceAccount and Secret. */
-export function tokenName(o: Instance): string {
-  return `${o.name}-token`;
 }
 
 /** The pod's `imagePullSecrets`, if the instance has a pull Secret. */

@@ -2,12 +2,13 @@
  * The Kubernetes objects of one `image-prefetcher` instance: a DaemonSet that pulls the images
  * on every node, for vanilla Kubernetes (containerd) or OpenShift (CRI-O), and optionally the
  * `aggregate-metrics` Deployment and its Service (with `waves`, coordinating the pulls), the
- * bearer token they share and a NetworkPolicy that lets only the instance's own pods reach its
- * gRPC port.
+ * ServiceAccount and RBAC its token checks need and a NetworkPolicy that lets only the instance's
+ * own pods reach its gRPC port; with node updates, the admission policy that holds each node to
+ * its own Node.
  *
  * This module checks the options and puts the objects in the order to apply them; each kind is
- * built in its own module: `daemon_set.ts`, `metrics_server_objects.ts`, `metrics_token.ts` and
- * `rbac_objects.ts`, on what `instance.ts` and `security_contexts.ts` share.
+ * built in its own module: `daemon_set.ts`, `metrics_server_objects.ts`, `metrics_token.ts`,
+ * `node_policy.ts` and `rbac_objects.ts`, on what `instance.ts` and `security_contexts.ts` share.
  *
  * Imports nothing outside this repository, so `deploy.ts` runs straight from a URL.
  *
@@ -28,7 +29,14 @@ import {
   isLabelKey,
   isLabelValue,
 } from "./k8s_names.ts";
-import type { Instance, K8sFlavor, KubernetesObject, MetricsServiceType } from "./instance.ts";
+import {
+  type Instance,
+  type K8sFlavor,
+  type KubernetesObject,
+  labels,
+  type MetricsServiceType,
+} from "./instance.ts";
+import { nodePolicyObjects } from "./node_policy.ts";
 import { daemonSet } from "./daemon_set.ts";
 import {
   metricsDeployment,
@@ -37,6 +45,7 @@ import {
 } from "./metrics_server_objects.ts";
 import { tokenObjects } from "./metrics_token.ts";
 import { nodeAccess, openShiftAccess } from "./rbac_objects.ts";
+import { eventsAccess, resolveKeep } from "./keep.ts";
 
 export type { K8sFlavor, KubernetesObject, MetricsServiceType } from "./instance.ts";
 export {
@@ -158,6 +167,18 @@ export interface ManifestOptions {
   credentialProvider?: CredentialProviderOptions;
   /** Label each node with the run's outcome, and remove a startup taint, after each run. */
   nodeUpdates?: NodeUpdateOptions;
+  /**
+   * Keep the nodes warm: the main container runs `keep` instead of `sleep` (follows edits of
+   * the list, refreshes tags, releases its pins of what left the list; failed images become
+   * Events on the pod).
+   * @default {false}
+   */
+  keep?: boolean;
+  /**
+   * With `keep`: how often every listed tag is pulled again.
+   * @default {"6h"}
+   */
+  refreshInterval?: string;
 }
 
 /**
@@ -178,9 +199,11 @@ export function renderManifests(name: string, options: ManifestOptions = {}): Ku
   const o = resolveOptions(name, options);
   const objects: KubernetesObject[] = [];
   if (o.flavor === "ocp") objects.push(...openShiftAccess(o));
-  if (o.nodeApi) objects.push(...nodeAccess(o));
+  if (o.nodeApi || o.collectMetrics) objects.push(...nodeAccess(o));
+  if (o.nodeApi) objects.push(...nodePolicyObjects(o, labels(o, "prefetch")));
+  if (o.keep) objects.push(...eventsAccess(o));
   if (o.collectMetrics) {
-    objects.push(...tokenObjects(o), metricsNetworkPolicy(o), metricsService(o));
+    objects.push(...tokenObjects(o), ...metricsNetworkPolicy(o), metricsService(o));
     objects.push(metricsDeployment(o));
   }
   objects.push(daemonSet(o));
@@ -208,6 +231,7 @@ function resolveOptions(name: string, options: ManifestOptions): Instance {
   validateFetchTuning(fetchFlags);
   const nodeUpdates = options.nodeUpdates ?? {};
   validateNodeUpdates(name, nodeUpdates);
+  const keep = resolveKeep(options);
   return {
     name,
     namespace,
@@ -226,6 +250,7 @@ function resolveOptions(name: string, options: ManifestOptions): Instance {
     nodeUpdates,
     nodeApi: nodeVerbs(nodeUpdates).length > 0,
     waves,
+    ...(keep ? { keep } : {}),
   };
 }
 

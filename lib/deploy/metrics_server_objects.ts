@@ -15,10 +15,13 @@ import {
   METRICS_HTTP_PORT,
   METRICS_STATE_DIR,
   metricsName,
-  TOKEN_FILE,
 } from "./instance.ts";
 import { nonRoot, OCP_RESTRICTED_SCC } from "./security_contexts.ts";
-import { tokenMount, tokenVolume } from "./metrics_token.ts";
+import { tokenCheckArgs } from "./metrics_token.ts";
+import { serviceAccountTokenVolume } from "./node_updates.ts";
+
+/** The loopback-only port of the views, reached with `kubectl port-forward`. */
+export const METRICS_LOCAL_HTTP_PORT = 8081;
 
 /** The metrics Service: its gRPC port for the nodes, its HTTP port for reads. */
 export function metricsService(o: Instance): KubernetesObject {
@@ -69,13 +72,18 @@ export function metricsDeployment(o: Instance): KubernetesObject {
             : {}),
         },
         spec: {
+          serviceAccountName: metricsName(o),
+          // Its token is mounted explicitly, into the one container that calls the API.
           automountServiceAccountToken: false,
           enableServiceLinks: false,
           securityContext: { seccompProfile: { type: "RuntimeDefault" } },
           nodeSelector: { "kubernetes.io/os": "linux" },
           ...imagePullSecrets(o),
           containers: [aggregateMetricsContainer(o)],
-          volumes: [{ name: "state", emptyDir: { sizeLimit: "1Gi" } }, tokenVolume(o)],
+          volumes: [
+            { name: "state", emptyDir: { sizeLimit: "1Gi" } },
+            serviceAccountTokenVolume().volume,
+          ],
         },
       },
     },
@@ -95,12 +103,16 @@ function aggregateMetricsContainer(o: Instance): Json {
       String(METRICS_HTTP_PORT),
       "--state-file",
       `${METRICS_STATE_DIR}/attempts.ndjson`,
-      "--token-file",
-      TOKEN_FILE,
+      "--local-http-port",
+      String(METRICS_LOCAL_HTTP_PORT),
+      ...tokenCheckArgs(o),
       ...wavesArgs(o),
     ],
     // The attempts outlive a crash of the container: the pod's emptyDir is kept.
-    volumeMounts: [{ name: "state", mountPath: METRICS_STATE_DIR }, tokenMount()],
+    volumeMounts: [
+      { name: "state", mountPath: METRICS_STATE_DIR },
+      serviceAccountTokenVolume().mount,
+    ],
     ports: [
       { name: "grpc", containerPort: METRICS_GRPC_PORT, protocol: "TCP" },
       { name: "http", containerPort: METRICS_HTTP_PORT, protocol: "TCP" },
@@ -132,9 +144,18 @@ function wavesArgs(o: Instance): string[] {
 
 /**
  * Only the instance's prefetch pods reach the metrics server's gRPC port (submits and, with
- * waves, admissions); its HTTP port (reads, behind the token; /healthz) stays open.
+ * waves, admissions); its HTTP port (reads, each checked by RBAC; /healthz) stays open. Not
+ * emitted when the prefetch pods use the host's network (`--credential-provider gke|eks|aks`):
+ * their traffic comes from node addresses, which no pod selector matches and which the manifest
+ * cannot know, so the policy would drop every submit; every call is authenticated by its token
+ * instead (see the README's Security model).
  */
-export function metricsNetworkPolicy(o: Instance): KubernetesObject {
+export function metricsNetworkPolicy(o: Instance): KubernetesObject[] {
+  if (o.credentialProvider?.hostNetwork) return [];
+  return [metricsPodsOnly(o)];
+}
+
+function metricsPodsOnly(o: Instance): KubernetesObject {
   return {
     apiVersion: "networking.k8s.io/v1",
     kind: "NetworkPolicy",

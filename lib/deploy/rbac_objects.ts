@@ -42,7 +42,10 @@ export function openShiftAccess(o: Instance): KubernetesObject[] {
   ];
 }
 
-/** The ServiceAccount (unless ocp made it) and the node RBAC of `fetch`'s API calls. */
+/**
+ * The ServiceAccount (unless ocp made it), whose projected token is the node's identity, and the
+ * node RBAC of `fetch`'s API calls when it makes any.
+ */
 export function nodeAccess(o: Instance): KubernetesObject[] {
   return [
     ...(o.flavor === "ocp" ? [] : [{
@@ -51,11 +54,11 @@ export function nodeAccess(o: Instance): KubernetesObject[] {
       metadata: metadata(o, o.name, "prefetch"),
       automountServiceAccountToken: false,
     }]),
-    ...nodeAccessObjects(
+    ...(!o.nodeApi ? [] : nodeAccessObjects(
       o.name,
       o.namespace,
       o.nodeUpdates,
       (n) => metadata(o, n, "prefetch"),
-    ) as KubernetesObject[],
+    ) as KubernetesObject[]),
   ];
 }

@@ -30,6 +30,14 @@ export interface KubeNode {
   spec?: { taints?: Taint[] };
 }
 
+/** The fields of a Pod this program reads. */
+export interface KubePod {
+  /** Name and UID. */
+  metadata: { name: string; uid?: string };
+  /** The node it is bound to, once scheduled. */
+  spec?: { nodeName?: string };
+}
+
 /** A node taint. */
 export interface Taint {
   /** The key. */
@@ -40,6 +48,38 @@ export interface Taint {
   effect: string;
   /** When it was added (NoExecute). */
   timeAdded?: string;
+}
+
+/** A core/v1 `Event`, as far as this program writes and reads it. */
+export interface KubeEvent {
+  /** Its name and namespace; the server adds `resourceVersion`. */
+  metadata: { name: string; namespace: string; resourceVersion?: string };
+  /** The object it is about. */
+  involvedObject: {
+    apiVersion: string;
+    kind: string;
+    name: string;
+    namespace: string;
+    uid?: string;
+  };
+  /** A CamelCase reason, like `ImageNotFound`. */
+  reason: string;
+  /** The sentence `kubectl describe` shows. */
+  message: string;
+  /** `Warning` or `Normal`. */
+  type: "Warning" | "Normal";
+  /** How many times it happened. */
+  count: number;
+  /** When it first happened (RFC 3339). */
+  firstTimestamp: string;
+  /** When it last happened (RFC 3339). */
+  lastTimestamp: string;
+  /** Who reports it, and on which node. */
+  source: { component: string; host?: string };
+  /** Who reports it. */
+  reportingComponent: string;
+  /** Which instance of it (the node). */
+  reportingInstance: string;
 }
 
 /** Options for {@linkcode KubeClient}. */
@@ -108,6 +148,54 @@ export class KubeClient implements NodeApi, Disposable {
     return this.#request({ verb: "patch", resource: "nodes", name }, "PATCH", type, body, signal);
   }
 
+  /** Reads pod `name` of `namespace`. */
+  getPod(namespace: string, name: string, signal?: AbortSignal): Promise<KubePod> {
+    const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${
+      encodeURIComponent(name)
+    }`;
+    const call = { verb: "get", resource: "pods", name: `${namespace}/${name}`, path };
+    return this.#request(call, "GET", undefined, undefined, signal);
+  }
+
+  /**
+   * Creates a review (`TokenReview` of `authentication.k8s.io/v1`, `SubjectAccessReview` of
+   * `authorization.k8s.io/v1`) and returns the API's answer, whose `status` holds the verdict.
+   */
+  createReview<T>(
+    kind: "TokenReview" | "SubjectAccessReview",
+    spec: unknown,
+    signal?: AbortSignal,
+  ): Promise<{ status?: T }> {
+    const group = kind === "TokenReview" ? "authentication.k8s.io" : "authorization.k8s.io";
+    const resource = `${kind.toLowerCase()}s`;
+    const call = {
+      verb: "create",
+      group,
+      resource,
+      name: "",
+      path: `/apis/${group}/v1/${resource}`,
+    };
+    const body = { apiVersion: `${group}/v1`, kind, spec };
+    return this.#request(call, "POST", "application/json", body, signal);
+  }
+
+  /** Creates `event` in `namespace` (core/v1 `Event`). */
+  createEvent(namespace: string, event: KubeEvent, signal?: AbortSignal): Promise<KubeEvent> {
+    const call = { verb: "create", resource: "events", name: event.metadata.name, namespace };
+    return this.#request(call, "POST", "application/json", event, signal);
+  }
+
+  /** Patches event `name` in `namespace` with a JSON merge patch. */
+  patchEvent(
+    namespace: string,
+    name: string,
+    patch: unknown,
+    signal?: AbortSignal,
+  ): Promise<KubeEvent> {
+    const call = { verb: "patch", resource: "events", name, namespace };
+    return this.#request(call, "PATCH", "application/merge-patch+json", patch, signal);
+  }
+
   /** Closes the HTTP client. */
   [Symbol.dispose](): void {
     this.#http.close();
@@ -125,7 +213,7 @@ export class KubeClient implements NodeApi, Disposable {
     let response: Response;
     try {
       response = await fetch(
-        `${this.#config.server}/api/v1/${call.resource}/${encodeURIComponent(call.name)}`,
+        this.#url(call, method),
         {
           method,
           client: this.#http,
@@ -145,6 +233,14 @@ export class KubeClient implements NodeApi, Disposable {
     if (response.ok) return JSON.parse(text) as T;
     const status = parseStatus(text);
     throw new KubeApiError(call, response.status, status.message, status.reason);
+  }
+
+  /** The object's URL (the collection's for a `POST`). */
+  #url(call: ApiCall, method: string): string {
+    if (call.path) return this.#config.server + call.path;
+    const scope = call.namespace ? `namespaces/${encodeURIComponent(call.namespace)}/` : "";
+    const collection = `${this.#config.server}/api/v1/${scope}${call.resource}`;
+    return method === "POST" ? collection : `${collection}/${encodeURIComponent(call.name)}`;
   }
 
   async #token(call: ApiCall): Promise<string> {

@@ -11,8 +11,14 @@ export interface ApiCall {
   verb: string;
   /** The resource, like `nodes`. */
   resource: string;
-  /** The object's name. */
+  /** The object's name (empty for a `create`). */
   name: string;
+  /** The API group, when not the core group. */
+  group?: string;
+  /** The request path, when not `/api/v1/<resource>/<name>`. */
+  path?: string;
+  /** The namespace of a namespaced resource, like `events`. */
+  namespace?: string;
 }
 
 /** A call the API server refused, or could not be made. */
@@ -32,10 +38,15 @@ export class KubeApiError extends Error {
 }
 
 function describe(call: ApiCall, status: number, detail: string): string {
-  const what = `${call.verb} ${call.resource}/${call.name}`;
+  const where = call.namespace ? ` in namespace ${call.namespace}` : "";
+  const what = call.name
+    ? `${call.verb} ${call.resource}/${call.name}${where}`
+    : `${call.verb} ${call.resource}${where}`;
   if (status === 403) {
     return `${what}: the ServiceAccount lacks "${call.verb}" on "${call.resource}" (${detail}); ` +
-      `grant it with a ClusterRole rule {apiGroups: [""], resources: ["${call.resource}"], ` +
+      `grant it with a ClusterRole rule {apiGroups: ["${
+        call.group ?? ""
+      }"], resources: ["${call.resource}"], ` +
       `verbs: ["${call.verb}"]} bound to the pod's ServiceAccount (deploy.ts writes it).`;
   }
   if (status === 401) {

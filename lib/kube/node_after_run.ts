@@ -44,6 +44,10 @@ export interface NodeUpdateContext {
   api?: NodeApi;
   /** The process environment, for `KUBERNETES_SERVICE_*`. @default {Deno.env} */
   env?: Record<string, string | undefined>;
+  /** Cuts every call and wait (the run's time is up, or it was interrupted). */
+  signal?: AbortSignal;
+  /** No retry starts after this time of `clock` (the run's deadline), whatever the own bounds. */
+  deadline?: number;
 }
 
 /**
@@ -59,7 +63,12 @@ export async function updateNodeAfterRun(
   context: NodeUpdateContext,
 ): Promise<{ taintRemovalFailed: boolean }> {
   const { logger, clock } = context;
-  const bound = { clock, deadline: clock.now() + (end.interrupted ? 2_000 : 30_000) };
+  const own = clock.now() + (end.interrupted ? 2_000 : 30_000);
+  const bound = {
+    clock,
+    deadline: Math.min(own, context.deadline ?? own),
+    signal: context.signal,
+  };
   let api = context.api;
   let client: KubeClient | undefined;
   try {
@@ -95,7 +104,7 @@ async function writeLabel(
   key: string,
   end: RunEnd,
   { logger }: NodeUpdateContext,
-  bound: { clock: Clock; deadline: number },
+  bound: { clock: Clock; deadline: number; signal?: AbortSignal },
 ): Promise<void> {
   const value = end.allOnNode ? "succeeded" : "failed";
   const label = `${key}=${value}`;
@@ -120,7 +129,7 @@ async function dropTaint(
   taint: TaintSpec,
   end: RunEnd,
   { logger }: NodeUpdateContext,
-  bound: { clock: Clock; deadline: number },
+  bound: { clock: Clock; deadline: number; signal?: AbortSignal },
 ): Promise<boolean> {
   const text = formatTaint(taint);
   if (end.interrupted) {

@@ -3,7 +3,7 @@ import { startApiFixture, testNode } from "../../testing/kube/api_fixture.ts";
 import { Logger } from "../core/log.ts";
 import { updateNodeAfterRun } from "./node_after_run.ts";
 
-const instant = { now: () => 0, sleep: () => Promise.resolve() };
+const instant = { now: () => 0, wallNow: () => 0, sleep: () => Promise.resolve() };
 const KEY = "image-prefetcher.stackrox.io/my-images";
 const TAINT = { key: "example.com/prefetching", effect: "NoSchedule" } as const;
 

@@ -5,7 +5,7 @@ import { KubeClient } from "./kube_client.ts";
 import { labelNode } from "./node_label.ts";
 
 /** Waits take no time; the attempts are what is tested. */
-const instant = { now: () => 0, sleep: () => Promise.resolve() };
+const instant = { now: () => 0, wallNow: () => 0, sleep: () => Promise.resolve() };
 const KEY = "image-prefetcher.stackrox.io/my-images";
 
 Deno.test("labelNode() sends one merge patch of the label, retrying 5xx, 409 and 429 within bounds", async (t) => {

@@ -4,7 +4,7 @@ import { inClusterConfig } from "./in_cluster.ts";
 import { KubeClient } from "./kube_client.ts";
 import { formatTaint, parseTaint, removeTaint, type TaintSpec } from "./startup_taint.ts";
 
-const instant = { now: () => 0, sleep: () => Promise.resolve() };
+const instant = { now: () => 0, wallNow: () => 0, sleep: () => Promise.resolve() };
 
 Deno.test("parseTaint() reads key[=value]:effect as kubectl writes it", () => {
   assert.deepEqual(parseTaint("example.com/prefetching=true:NoSchedule"), {

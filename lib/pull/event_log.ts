@@ -38,12 +38,17 @@ export function logPullEvent(logger: Logger, event: PullEvent): void {
       logProgress(logger, event);
       break;
     case "retry-scheduled":
-      logger.info("retrying after a delay", {
-        image: event.image,
-        attempt: event.attempt + 1,
-        delay: formatDuration(event.delayMs),
-        elapsed: formatDuration(event.elapsedMs),
-      });
+      logger.info(
+        event.renewCredentials
+          ? "the registry refused the plugins' credentials; retrying at once with renewed ones"
+          : "retrying after a delay",
+        {
+          image: event.image,
+          attempt: event.attempt + 1,
+          delay: formatDuration(event.delayMs),
+          elapsed: formatDuration(event.elapsedMs),
+        },
+      );
       break;
     case "image-done":
       logImageDone(logger, event);

@@ -31,6 +31,8 @@ export interface PinImagesOptions {
   confirmTimeoutMs?: number;
   /** Time and waits. @default {systemClock} */
   clock?: Clock;
+  /** Who pins, recorded on each image so that only this owner releases its pin (`--pin-owner`). */
+  owner?: string;
   /** Cancels pinning. */
   signal?: AbortSignal;
 }
@@ -105,7 +107,7 @@ export async function pinImages(
 async function labelImage(result: ImageResult, options: PinImagesOptions): Promise<void> {
   const status = await options.cri.imageStatus(result.image, { signal: options.signal });
   if (!status) throw new Error(`${result.image} is no longer on the node`);
-  await options.labeler.pin(status.id, { signal: options.signal });
+  await options.labeler.pin(status.id, { signal: options.signal, owner: options.owner });
 }
 
 /** Polls CRI until every image reads `pinned`, or the confirmation time is up. */

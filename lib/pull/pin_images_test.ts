@@ -101,3 +101,27 @@ Deno.test("an image gone from the node is named; the others are still pinned", a
     ["info", "image pinned", "r/b@sha256:bbb"],
   ]);
 });
+
+Deno.test("pinImages stops when the run's deadline aborts a hung call", async () => {
+  const clock = new FakeClock();
+  const runtime = fakeRuntime(ON_NODE, true);
+  // The images service stops answering after the first image: every call waits for its signal.
+  const hung: ImageLabeler = {
+    pin: (name, options) =>
+      runtime.labelled.length === 0
+        ? runtime.labeler.pin(name, options)
+        : clock.sleep(Number.MAX_SAFE_INTEGER, options?.signal),
+  };
+  const finish = new AbortController();
+  clock.sleep(5_000).then(() => finish.abort(new Error("the run's time is up")));
+  const outcome = await clock.run(pinImages(results, {
+    labeler: hung,
+    cri: runtime.cri,
+    logger: new Logger({ format: "json", write: () => {} }),
+    clock,
+    runtime: "containerd 1.7.24",
+    signal: finish.signal,
+  }));
+  assert.deepEqual(runtime.labelled, ["sha256:aaa"]);
+  assert.deepEqual(outcome, { pinned: [], unconfirmed: [], failed: [] });
+});

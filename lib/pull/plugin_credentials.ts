@@ -85,6 +85,8 @@ export async function loadPluginCredentials(
 /**
  * Has each target look up its plugin credentials before each pull attempt, after the ones it
  * already has (from the docker config). An image that is already on the node runs no plugin.
+ * A lookup with `renew` (after the registry refused the credentials) asks the plugins again
+ * unless their answer was renewed since this target's previous lookup.
  */
 export function addPluginCredentials(
   targets: PullTarget[],
@@ -93,8 +95,14 @@ export function addPluginCredentials(
   logger: Logger,
 ): void {
   targets.forEach((target, index) => {
-    target.lookupCredentials = async (signal) => {
-      const credentials = await plugins.keyring.credentialsFor(references[index], signal);
+    let lookedUpAt: number | undefined;
+    target.lookupCredentials = async (signal, options = {}) => {
+      const renewStoredBy = options.renew ? lookedUpAt : undefined;
+      const credentials = await plugins.keyring.credentialsFor(references[index], signal, {
+        renewStoredBy,
+      });
+      // After the answer: what this lookup got was stored by now; a renewal is stored later.
+      lookedUpAt = plugins.keyring.now();
       for (const credential of credentials) {
         logger.debug("credential matches", {
           image: target.image,

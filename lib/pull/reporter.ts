@@ -25,8 +25,8 @@ export interface PullReporter {
   readonly endpoint: string;
   /** Takes one event; never blocks, never throws. */
   report(event: PullEvent): void;
-  /** Delivers what is still buffered for up to `timeoutMs`, then closes. */
-  flush(timeoutMs: number): Promise<DeliveryReport>;
+  /** Delivers what is still buffered for up to `timeoutMs` or until `signal` aborts, then closes. */
+  flush(timeoutMs: number, signal?: AbortSignal): Promise<DeliveryReport>;
 }
 
 /** What a run knows when it opens its reporter. */

@@ -6,6 +6,7 @@
  * @module
  */
 import { type Clock, systemClock } from "../core/clock.ts";
+import { Deadline } from "../core/deadline.ts";
 import { CriClient, type RuntimeVersion } from "../runtime/cri_client.ts";
 import {
   credentialsFor,
@@ -39,7 +40,7 @@ import type { OpenPullReporter, PullReporter } from "./reporter.ts";
 import { ContainerdProgressSource, probeProgress } from "../runtime/containerd_progress.ts";
 import { openRunLease, type RunLease } from "../runtime/containerd_run_lease.ts";
 import { ContainerdImages } from "../runtime/containerd_images.ts";
-import { pinImages } from "./pin_images.ts";
+import { pinImages, type PinStatusReader } from "./pin_images.ts";
 import {
   addPluginCredentials,
   loadPluginCredentials,
@@ -85,6 +86,25 @@ export interface FetchConfig {
   strict: boolean;
   /** Pin the images on the node so the kubelet's image garbage collection keeps them. */
   pin?: boolean;
+  /** With `pin`: the owner recorded on each pin, so that only it releases the pin. */
+  pinOwner?: string;
+  /**
+   * Pull every tag again, whatever the pull policy, so that a tag moved in the registry lands;
+   * references by digest are pulled only when absent (`keep`'s refresh).
+   */
+  refreshTags?: boolean;
+}
+
+/** What a run hands to {@linkcode FetchContext.afterPulls} once its images are pulled. */
+export interface PulledRun {
+  /** Every image's result. */
+  results: ImageResult[];
+  /** The runtime's CRI side (image status, with its ID and `pinned`). */
+  runtime: PinStatusReader;
+  /** The runtime as `fetch started` names it. */
+  runtimeName: string;
+  /** How many lines of the list were not image references. */
+  invalidLines: number;
 }
 
 /** What a run needs from its surroundings. */
@@ -102,22 +122,52 @@ export interface FetchContext {
   /** Opens what admits each image before it is pulled (cluster-wide waves), if anything. */
   openGate?: OpenPullGate;
   /**
+   * Runs after the pulls and the pins, before the summary (not when the run was stopped):
+   * `keep` releases its pins of what left the list, and failures become Kubernetes Events.
+   */
+  afterPulls?: (run: PulledRun) => Promise<void>;
+  /**
    * Time and waits.
    * @default {systemClock}
    */
   clock?: Clock;
 }
 
+/**
+ * After the pulls, pinning, the metrics' last delivery and the node's label and taint share what
+ * is left of `--overall-timeout`, and at least this long when the pulls used it all.
+ */
+export const FINISH_GRACE_MS = 2_000;
+/** After SIGTERM or SIGINT, what the run has left to finish (summary, metrics, node label). */
+export const INTERRUPTED_FINISH_MS = 1_500;
+
 /** Runs `fetch` and returns its exit status. */
 export async function runFetch(config: FetchConfig, context: FetchContext): Promise<number> {
   const { logger } = context;
   const clock = context.clock ?? systemClock;
   const start = clock.now();
+  const overallAt = start + config.overallTimeoutMs;
   try {
-    const input = await readInput(config, logger, clock, context.signal);
+    // The waits for the list and the runtime count against --overall-timeout too.
+    const listTimeoutMs = Math.min(config.imageListTimeoutMs, config.overallTimeoutMs);
+    const input = await readInput(
+      { ...config, imageListTimeoutMs: listTimeoutMs },
+      logger,
+      clock,
+      context.signal,
+    );
     const reporter = context.openReporter?.({ imagesTotal: input.entries.length });
     using runtime = new CriClient(config.criSocket);
-    const version = await waitForRuntime(runtime, config, clock, context);
+    const connectTimeoutMs = Math.min(
+      config.criConnectTimeoutMs,
+      Math.max(0, overallAt - clock.now()),
+    );
+    const version = await waitForRuntime(
+      runtime,
+      { ...config, criConnectTimeoutMs: connectTimeoutMs },
+      clock,
+      context,
+    );
     await using progress = await watchProgress(config, clock, logger, context.signal);
     logger.info("fetch started", {
       node: config.nodeName,
@@ -128,14 +178,15 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
       pull_policy: config.pullPolicy ?? "kubernetes-default",
       progress: progress.monitor ? "watched" : "off",
     });
-    const targets = await pullTargets(input, logger);
+    const targets = await pullTargets(input, logger, config.refreshTags === true);
     using gate = context.openGate?.({ renewWithoutProgress: !progress.monitor });
     const results = await pullImages(targets, {
       runtime,
       schedule: config.schedule,
       overallTimeoutMs: config.overallTimeoutMs,
+      startedAt: start,
       maxParallel: config.maxParallel,
-      pullPolicy: config.pullPolicy,
+      pullPolicy: config.refreshTags ? undefined : config.pullPolicy,
       signal: context.signal,
       clock,
       progress: progress.monitor,
@@ -146,10 +197,29 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
         reporter?.report(event);
       },
     });
-    await gate?.flush(context.signal?.aborted ? 500 : 2_000);
-    if (config.pin) await pinAfterRun(config, results, { runtime, version, context, clock });
-    const summary = await writeSummary(config, context, { results, reporter, start, clock, input });
-    return await exitStatus(config, context, summary, input.problems.length, clock);
+    using finish = finishDeadline(clock, overallAt, context.signal);
+    await gate?.flush(Math.min(context.signal?.aborted ? 500 : 2_000, finish.remainingMs()));
+    if (config.pin) {
+      await pinAfterRun(config, results, { runtime, version, context, clock, finish });
+    }
+    if (context.afterPulls && !context.signal?.aborted) {
+      const invalidLines = input.problems.length;
+      await context.afterPulls({
+        results,
+        runtime,
+        runtimeName: runtimeName(version),
+        invalidLines,
+      });
+    }
+    const summary = await writeSummary(config, context, {
+      results,
+      reporter,
+      start,
+      clock,
+      input,
+      finish,
+    });
+    return await exitStatus(config, context, summary, input.problems.length, { clock, finish });
   } catch (error) {
     return exitStatusOfError(error, logger);
   }
@@ -187,8 +257,16 @@ async function readInput(
 }
 
 /** One target per image, with its docker-config credentials and, after them, its plugins'. */
-async function pullTargets(input: RunInput, logger: Logger): Promise<PullTarget[]> {
-  const targets = input.entries.map((entry) => toTarget(entry, input.dockerConfig, logger));
+async function pullTargets(
+  input: RunInput,
+  logger: Logger,
+  refreshTags: boolean,
+): Promise<PullTarget[]> {
+  const targets = input.entries.map((entry) => {
+    const target = toTarget(entry, input.dockerConfig, logger);
+    // A refresh pulls every tag again (scheduler: not pinned, no policy, so Always).
+    return refreshTags ? { ...target, pinned: entry.reference.digest !== undefined } : target;
+  });
   if (input.plugins) {
     const references = input.entries.map((e) => e.reference);
     await addPluginCredentials(targets, references, input.plugins, logger);
@@ -200,15 +278,38 @@ function runtimeName(version: RuntimeVersion): string {
   return `${version.runtimeName} ${version.runtimeVersion}`;
 }
 
-/** `--pin`: pins what is on the node, unless the run was stopped. */
+/**
+ * The deadline of what follows the pulls: what is left of `--overall-timeout`, at least
+ * {@linkcode FINISH_GRACE_MS}; from an interrupt on, {@linkcode INTERRUPTED_FINISH_MS}.
+ */
+function finishDeadline(clock: Clock, overallAt: number, interrupt?: AbortSignal): Deadline {
+  const finish = new Deadline(
+    clock,
+    Math.max(overallAt, clock.now() + FINISH_GRACE_MS),
+    () => new Error("the run's time is up (--overall-timeout)"),
+  );
+  const shorten = () =>
+    finish.shorten(clock.now() + INTERRUPTED_FINISH_MS, () => interrupt?.reason);
+  if (interrupt?.aborted) shorten();
+  else interrupt?.addEventListener("abort", shorten, { once: true });
+  return finish;
+}
+
+/** `--pin`: pins what is on the node, unless the run was stopped, within the run's time. */
 async function pinAfterRun(
   config: FetchConfig,
   results: ImageResult[],
-  run: { runtime: CriClient; version: RuntimeVersion; context: FetchContext; clock: Clock },
+  run: {
+    runtime: CriClient;
+    version: RuntimeVersion;
+    context: FetchContext;
+    clock: Clock;
+    finish: Deadline;
+  },
 ): Promise<void> {
   const { logger } = run.context;
-  if (run.context.signal?.aborted) {
-    logger.warn("not pinning images: the run was stopped");
+  if (run.context.signal?.aborted || run.finish.signal.aborted) {
+    logger.warn("not pinning images: the run was stopped or its time is up");
     return;
   }
   using labeler = new ContainerdImages(config.criSocket);
@@ -218,6 +319,8 @@ async function pinAfterRun(
     logger,
     clock: run.clock,
     runtime: runtimeName(run.version),
+    owner: config.pinOwner,
+    signal: run.finish.signal,
   });
 }
 
@@ -234,10 +337,11 @@ async function writeSummary(
     start: number;
     clock: Clock;
     input: RunInput;
+    finish: Deadline;
   },
 ): Promise<FetchSummary> {
-  const { reporter } = run;
-  const delivery = await reporter?.flush(context.signal?.aborted ? 2_000 : 10_000);
+  const { reporter, finish } = run;
+  const delivery = await reporter?.flush(Math.min(10_000, finish.remainingMs()), finish.signal);
   if (reporter && delivery && delivery.undelivered > 0) {
     context.logger.warn("some pull attempts could not be delivered to the metrics server", {
       endpoint: reporter.endpoint,
@@ -259,7 +363,7 @@ async function exitStatus(
   context: FetchContext,
   summary: FetchSummary,
   invalidLines: number,
-  clock: Clock,
+  { clock, finish }: { clock: Clock; finish: Deadline },
 ): Promise<number> {
   const interrupt = context.signal?.reason;
   const interrupted = context.signal?.aborted === true && interrupt instanceof InterruptedError;
@@ -269,8 +373,10 @@ async function exitStatus(
       allOnNode: summary.failed === 0 && invalidLines === 0,
       interrupted,
       strict: config.strict,
-    }, { logger: context.logger, clock });
-  if (interrupted) return (interrupt as InterruptedError).exitCode;
+    }, { logger: context.logger, clock, signal: finish.signal, deadline: finish.at });
+  // Interrupted during the updates too: the signal's exit status.
+  const stopped = context.signal?.reason;
+  if (stopped instanceof InterruptedError) return stopped.exitCode;
   if (node?.taintRemovalFailed) return ExitCode.StartupTaintKept;
   if (invalidLines > 0) return ExitCode.InvalidInput;
   if (summary.failed > 0 && config.strict) return ExitCode.ImagesFailed;

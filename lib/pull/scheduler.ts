@@ -9,7 +9,7 @@
  * @module
  */
 import type { CriAuth, CriImage, PullOptions } from "../runtime/cri_client.ts";
-import { CriError } from "../runtime/cri_error.ts";
+import { CriError, pullRefusal } from "../runtime/cri_error.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import {
   attemptTimeoutMs,
@@ -59,9 +59,11 @@ export interface PullTarget {
   credentials: CriAuth[];
   /**
    * More credentials, tried after `credentials`, looked up before each attempt (so only when
-   * the image is pulled, and never stale): the credential provider plugins' answers.
+   * the image is pulled, and never stale): the credential provider plugins' answers. With
+   * `renew`, after the registry refused them, cached answers are not reused: the plugins are
+   * asked again.
    */
-  lookupCredentials?: (signal: AbortSignal) => Promise<CriAuth[]>;
+  lookupCredentials?: (signal: AbortSignal, options?: { renew?: boolean }) => Promise<CriAuth[]>;
 }
 
 /** How one image ended. */
@@ -135,7 +137,15 @@ export type PullEvent =
     progress: AttemptProgress;
     elapsedMs: number;
   }
-  | { type: "retry-scheduled"; image: string; attempt: number; delayMs: number; elapsedMs: number }
+  | {
+    type: "retry-scheduled";
+    image: string;
+    attempt: number;
+    delayMs: number;
+    elapsedMs: number;
+    /** The next attempt looks its plugin credentials up again: the registry refused them. */
+    renewCredentials?: boolean;
+  }
   | { type: "image-done"; result: ImageResult };
 
 /** Options for {@linkcode pullImages}. */
@@ -144,8 +154,14 @@ export interface PullSchedulerOptions {
   runtime: ImageRuntime;
   /** Attempt timeouts and delays. */
   schedule: RetryScheduleOptions;
-  /** Nothing runs past this many milliseconds after the start. */
+  /** Nothing runs past this many milliseconds after the start (`startedAt`). */
   overallTimeoutMs: number;
+  /**
+   * When the run started, a time of `clock`: the overall timeout and every `elapsedMs` count from
+   * it (a `fetch` run starts before it waits for its image list and its runtime).
+   * @default {the clock's now, when pullImages is called}
+   */
+  startedAt?: number;
   /**
    * How many pull attempts may run at once; 0 for no bound.
    * @default {0}
@@ -224,7 +240,7 @@ export async function pullImages(
   options: PullSchedulerOptions,
 ): Promise<ImageResult[]> {
   const clock = options.clock ?? systemClock;
-  const start = clock.now();
+  const start = options.startedAt ?? clock.now();
   const deadline = start + options.overallTimeoutMs;
   const stop = new AbortController();
   const signals = [stop.signal, ...(options.signal ? [options.signal] : [])];
@@ -239,7 +255,7 @@ export async function pullImages(
     emit: options.onEvent ?? (() => {}),
     newAttemptId: options.newAttemptId ?? (() => crypto.randomUUID()),
   };
-  clock.sleep(options.overallTimeoutMs, stop.signal).then(
+  clock.sleep(Math.max(0, deadline - clock.now()), stop.signal).then(
     () => stop.abort(new OverallTimeoutError(options.overallTimeoutMs)),
     () => {},
   );
@@ -284,22 +300,25 @@ async function pullOne(target: PullTarget, run: Run): Promise<ImageResult> {
     if (present) return present;
   }
   let lastError = "no attempt was made";
+  let renew = false;
   for (let attempt = 1;; attempt++) {
     if (run.signal.aborted) return failed(target, attempt - 1, lastError, run);
-    const outcome = await oneAttempt(target, attempt, run);
+    const outcome = await oneAttempt(target, attempt, run, renew);
     if (outcome === "stopped") return failed(target, attempt - 1, lastError, run);
     if (outcome.imageRef !== undefined) return await pulledResult(outcome, run);
     lastError = describeError(outcome.error);
     const next = afterFailedAttempt(target, outcome, lastError, run);
-    if (typeof next !== "number") return next;
+    if (!("delayMs" in next)) return next;
+    renew = next.renewCredentials;
     run.emit({
       type: "retry-scheduled",
       image: target.image,
       attempt,
-      delayMs: next,
+      delayMs: next.delayMs,
       elapsedMs: elapsedMs(run),
+      ...(renew ? { renewCredentials: true } : {}),
     });
-    await run.clock.sleep(next, run.signal).catch(() => {});
+    await run.clock.sleep(next.delayMs, run.signal).catch(() => {});
   }
 }
 
@@ -327,18 +346,21 @@ async function presentResult(image: string, run: Run): Promise<ImageResult | und
 interface AttemptOutcome {
   imageRef?: string;
   error?: unknown;
+  /** The attempt tried looked-up (plugin) credentials that were not renewed after a refusal. */
+  renewable: boolean;
   finished: Extract<PullEvent, { type: "attempt-finished" }>;
 }
 
 /**
  * One attempt from admission to its end: waits for the gate, then for a parallel slot (so an
- * image that waits never holds a slot), looks up late credentials, pulls. `"stopped"` when the
- * run ended while it waited.
+ * image that waits never holds a slot), looks up late credentials (renewed ones with `renew`),
+ * pulls. `"stopped"` when the run ended while it waited.
  */
 async function oneAttempt(
   target: PullTarget,
   attempt: number,
   run: Run,
+  renew: boolean,
 ): Promise<AttemptOutcome | "stopped"> {
   const { image } = target;
   const timeoutMs = Math.min(
@@ -352,9 +374,12 @@ async function oneAttempt(
   } catch {
     return "stopped";
   }
-  const looked = target.lookupCredentials ? await target.lookupCredentials(run.signal) : [];
+  const looked = target.lookupCredentials
+    ? await target.lookupCredentials(run.signal, { renew })
+    : [];
   const withCredentials = { ...target, credentials: [...target.credentials, ...looked] };
   const startedAt = run.clock.now();
+  const startedAtWall = run.clock.wallNow();
   const attemptId = run.newAttemptId();
   run.emit({
     type: "attempt-started",
@@ -382,8 +407,9 @@ async function oneAttempt(
     release();
   }
   if (imageRef !== undefined) progress = progressWhenPulled(progress);
-  const started = { image, attempt, attemptId, startedAt, timeoutMs };
-  return { imageRef, error, finished: finishedEvent(started, progress, run) };
+  const started = { image, attempt, attemptId, startedAt, startedAtWall, timeoutMs };
+  const renewable = !renew && looked.length > 0;
+  return { imageRef, error, renewable, finished: finishedEvent(started, progress, run) };
 }
 
 /** The `attempt-finished` event of an attempt, with what it received when that is known. */
@@ -392,16 +418,21 @@ function finishedEvent(
     image: string;
     attempt: number;
     attemptId: string;
+    /** On the run's monotonic clock, for the duration. */
     startedAt: number;
+    /** On the wall clock, for people. */
+    startedAtWall: number;
     timeoutMs: number;
   },
   progress: AttemptProgress | undefined,
   run: Run,
 ): AttemptOutcome["finished"] {
-  const durationMs = run.clock.now() - started.startedAt;
+  const { startedAt, startedAtWall, ...rest } = started;
+  const durationMs = run.clock.now() - startedAt;
   return {
     type: "attempt-finished",
-    ...started,
+    ...rest,
+    startedAt: startedAtWall,
     durationMs,
     elapsedMs: elapsedMs(run),
     receivedBytes: progress?.receivedBytes,
@@ -432,30 +463,40 @@ async function pulledResult(outcome: AttemptOutcome, run: Run): Promise<ImageRes
   };
 }
 
+/** The next attempt after a failed one: when, and whether with renewed credentials. */
+interface NextAttempt {
+  delayMs: number;
+  renewCredentials: boolean;
+}
+
 /**
  * After a failed attempt: the image's final result (stopped, an error retrying cannot fix, or no
- * time left for another attempt), or the delay before the next attempt.
+ * time left for another attempt), or when the next attempt starts. Credentials the registry
+ * refused get one more attempt at once when they came from a plugin, whose cached answer may have
+ * expired at the registry before its stated time: the plugins are asked again for it.
  */
 function afterFailedAttempt(
   target: PullTarget,
   outcome: AttemptOutcome,
   lastError: string,
   run: Run,
-): ImageResult | number {
+): ImageResult | NextAttempt {
   const { attempt } = outcome.finished;
   const rateLimited = isRateLimited(lastError);
   run.options.gate?.failed(target.image, { rateLimited });
   run.emit({ ...outcome.finished, error: lastError });
   if (run.signal.aborted) return failed(target, attempt, lastError, run);
-  if (isPermanentPullError(outcome.error)) {
-    return { ...failed(target, attempt, lastError, run), failure: "permanent" };
+  const refusal = pullRefusal(outcome.error);
+  if (refusal === "unauthorized" && outcome.renewable) {
+    return { delayMs: 0, renewCredentials: true };
   }
+  if (refusal) return { ...failed(target, attempt, lastError, run), failure: "permanent" };
   const delayMs = retryDelay(attempt, rateLimited, run);
   if (run.clock.now() + delayMs >= run.deadline) {
     // The next attempt could not start before the deadline: say so now instead of waiting.
     return { ...failed(target, attempt, lastError, run), failure: "overall-timeout" };
   }
-  return delayMs;
+  return { delayMs, renewCredentials: false };
 }
 
 /**
@@ -559,16 +600,4 @@ export function describeError(error: unknown): string {
   if (error instanceof CriError) return error.details;
   if (error instanceof Error) return error.message;
   return String(error);
-}
-
-/**
- * Tells whether retrying cannot help: the registry does not have the image, or refuses every
- * credential we have. Network failures, stalls and server errors are worth retrying.
- */
-export function isPermanentPullError(error: unknown): boolean {
-  if (!(error instanceof CriError)) return false;
-  const NOT_FOUND = 5, INVALID_ARGUMENT = 3;
-  if (error.code === NOT_FOUND || error.code === INVALID_ARGUMENT) return true;
-  return /\b(401 Unauthorized|403 Forbidden|pull access denied|insufficient_scope)\b/i
-    .test(error.details);
 }

@@ -198,6 +198,63 @@ Deno.test("refused credentials fail the image without retrying", async () => {
   assert.equal(t.runtime.pulls.length, 1);
 });
 
+Deno.test("refused plugin credentials are renewed once, then the image fails", async () => {
+  const denied = () => ({ ms: 10, fail: criError(2, "failed to authorize: 401 Unauthorized") });
+  for (const [script, expected] of [[[denied()], "pulled"], [[denied(), denied()], "failed"]]) {
+    const t = setup({ a: script as Step[] });
+    const lookups: Array<boolean | undefined> = [];
+    const lookupCredentials: PullTarget["lookupCredentials"] = (_signal, options) => {
+      lookups.push(options?.renew);
+      return Promise.resolve([{ username: `plugin-${lookups.length}` }]);
+    };
+    const [result] = await t.run([target("a", { lookupCredentials })]);
+    assert.equal(result.status, expected);
+    assert.equal(result.attempts, 2);
+    if (expected === "failed") assert.equal(result.failure, "permanent");
+    assert.deepEqual(lookups, [false, true], "the second lookup renews");
+    assert.deepEqual(t.runtime.pulls.map((p) => p.auth?.username), ["plugin-1", "plugin-2"]);
+    const retries = t.events.flatMap((e) => e.type === "retry-scheduled" ? [e] : []);
+    assert.deepEqual(
+      retries.map((e) => [e.delayMs, e.renewCredentials]),
+      [[0, true]],
+      "renewed credentials are tried at once, and the event says so",
+    );
+  }
+});
+
+Deno.test("a refusal with no plugin credentials looked up is not retried", async () => {
+  const denied = () => ({ ms: 10, fail: criError(2, "failed to authorize: 401 Unauthorized") });
+  const t = setup({ a: [denied(), denied()] });
+  const [result] = await t.run([target("a", { lookupCredentials: () => Promise.resolve([]) })]);
+  assert.equal(result.failure, "permanent");
+  assert.equal(t.runtime.pulls.length, 1);
+});
+
+Deno.test("an image the registry does not have is not retried, with plugin credentials too", async () => {
+  const t = setup({ a: [{ ms: 10, fail: criError(5, "a: not found") }] });
+  const lookupCredentials = () => Promise.resolve([{ username: "plugin" }]);
+  const [result] = await t.run([target("a", { lookupCredentials })]);
+  assert.equal(result.failure, "permanent");
+  assert.equal(t.runtime.pulls.length, 1);
+});
+
+Deno.test("a wall-clock step neither cuts an attempt nor stretches one", async () => {
+  const t = setup({ a: ["stall", { ms: 5_000 }] });
+  const wallStart = t.clock.wallNow();
+  // chrony steps a fresh node's clock an hour forward, then two hours back, mid-attempt.
+  t.clock.sleep(10_000).then(() => t.clock.stepWallClock(3_600_000));
+  t.clock.sleep(20_000).then(() => t.clock.stepWallClock(-7_200_000));
+  const [result] = await t.run([target("a")]);
+  assert.equal(result.status, "pulled");
+  const finished = t.events.filter((e) => e.type === "attempt-finished");
+  assert.deepEqual(finished.map((e) => e.durationMs), [30_000, 5_000], "timed as if no step");
+  assert.equal(t.elapsed(), 36_000, "30 s attempt + 1 s delay + 5 s attempt");
+  assert.equal(result.elapsedMs, 36_000);
+  // What people read keeps the wall clock's word: the second attempt began after both steps.
+  assert.equal(finished[0].startedAt, wallStart);
+  assert.equal(finished[1].startedAt, wallStart + 31_000 - 3_600_000);
+});
+
 Deno.test("an interrupt ends every unfinished image promptly as interrupted", async () => {
   const interrupt = new AbortController();
   const t = setup({ slow: ["stall"], fast: [{ ms: 1_000 }] }, { signal: interrupt.signal });

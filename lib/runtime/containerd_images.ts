@@ -17,21 +17,27 @@ import imagesProto from "../../proto/containerd_images.proto" with { type: "text
 import { loadProto, serviceConstructor } from "../core/proto.ts";
 import { containerdUnary } from "./_containerd_call.ts";
 import { socketTarget } from "./cri_client.ts";
+import {
+  type LabelChange,
+  ownerLabelKey,
+  pinChange,
+  PINNED_LABEL_KEY,
+  PINNED_LABEL_VALUE,
+  releaseChange,
+} from "./pin_labels.ts";
 
-/** The label containerd's CRI plugin reads to report an image as pinned. */
-export const PINNED_LABEL_KEY = "io.cri-containerd.pinned";
-/** The value {@linkcode PINNED_LABEL_KEY} must have. */
-export const PINNED_LABEL_VALUE = "pinned";
+export { PINNED_LABEL_KEY, PINNED_LABEL_VALUE };
 
 /** Labels image records; what {@linkcode pinImages} needs from the runtime. */
 export interface ImageLabeler {
   /**
-   * Sets {@linkcode PINNED_LABEL_KEY} on the image record called `name`.
+   * Sets {@linkcode PINNED_LABEL_KEY} on the image record called `name`, and with `owner` the
+   * labels that say who pinned it (`pin_labels.ts`).
    *
    * @throws {ImagesServiceError} with `code` NOT_FOUND when there is no such record, UNIMPLEMENTED
    * when the socket has no images service.
    */
-  pin(name: string, options?: { signal?: AbortSignal }): Promise<void>;
+  pin(name: string, options?: { signal?: AbortSignal; owner?: string }): Promise<void>;
 }
 
 /** Options for {@linkcode ContainerdImages}. */
@@ -62,6 +68,8 @@ interface RawImage {
   labels?: Record<string, string>;
   target?: { media_type: string; digest: string; size: number } | null;
 }
+
+const NOT_FOUND = 5;
 
 const Images = serviceConstructor(loadProto(imagesProto), "containerd.services.images.v1.Images");
 
@@ -95,28 +103,49 @@ export class ContainerdImages implements ImageLabeler, Disposable {
   }
 
   /**
-   * Sets `io.cri-containerd.pinned=pinned` on the record `name`, leaving its other fields.
+   * Sets `io.cri-containerd.pinned=pinned` on the record `name`, leaving its other fields, and
+   * with `owner` the labels that record who pinned it.
    *
    * The record is read first and sent back with its target: containerd 1.7.24 dereferences the
    * target of every `Update` request, even one whose mask names only a label, and a request
    * without one crashes the whole daemon (measured; see `tests/pin_e2e_test.ts`).
    */
-  async pin(name: string, options: { signal?: AbortSignal } = {}): Promise<void> {
-    const { image } = await this.#unary<{ image: RawImage | null }>(
-      "Get",
-      { name },
+  async pin(name: string, options: { signal?: AbortSignal; owner?: string } = {}): Promise<void> {
+    const image = await this.#record(name, options.signal);
+    await this.#change(image, pinChange(image.labels ?? {}, options.owner), options.signal);
+  }
+
+  /**
+   * Releases `owner`'s pin of the record `name` (see `pin_labels.ts`): its owner label goes, and
+   * the pin label too when no other owner is left and an image-prefetcher set it. Returns
+   * whether `owner` had pinned it; a record that is gone counts as released.
+   */
+  async release(
+    name: string,
+    owner: string,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<boolean> {
+    let image: RawImage & { target: NonNullable<RawImage["target"]> };
+    try {
+      image = await this.#record(name, options.signal);
+    } catch (error) {
+      if (error instanceof ImagesServiceError && error.code === NOT_FOUND) return false;
+      throw error;
+    }
+    const change = releaseChange(image.labels ?? {}, owner);
+    if (!change) return false;
+    await this.#change(image, change, options.signal);
+    return true;
+  }
+
+  /** The names of the records that carry `owner`'s pin label. */
+  async pinnedBy(owner: string, options: { signal?: AbortSignal } = {}): Promise<string[]> {
+    const { images } = await this.#unary<{ images?: RawImage[] }>(
+      "List",
+      { filters: [`labels."${ownerLabelKey(owner)}"`] },
       options.signal,
     );
-    if (!image?.target) {
-      throw new ImagesServiceError("Get", this.socket, {
-        code: 5,
-        details: `image ${name} has no target`,
-      });
-    }
-    await this.#unary("Update", {
-      image: { name, target: image.target, labels: { [PINNED_LABEL_KEY]: PINNED_LABEL_VALUE } },
-      update_mask: { paths: [`labels.${PINNED_LABEL_KEY}`] },
-    }, options.signal);
+    return (images ?? []).map((image) => image.name);
   }
 
   /** The labels of the record `name`. @throws {ImagesServiceError} NOT_FOUND when absent. */
@@ -142,9 +171,33 @@ export class ContainerdImages implements ImageLabeler, Disposable {
     this.close();
   }
 
+  async #record(
+    name: string,
+    signal: AbortSignal | undefined,
+  ): Promise<RawImage & { target: NonNullable<RawImage["target"]> }> {
+    const { image } = await this.#unary<{ image: RawImage | null }>("Get", { name }, signal);
+    if (!image?.target) {
+      throw new ImagesServiceError("Get", this.socket, {
+        code: NOT_FOUND,
+        details: `image ${name} has no target`,
+      });
+    }
+    return { ...image, target: image.target };
+  }
+
+  /** One `Update` that sets and clears labels (a masked label absent from the map is removed). */
+  async #change(image: RawImage, change: LabelChange, signal: AbortSignal | undefined) {
+    const keys = [...Object.keys(change.set), ...change.clear];
+    await this.#unary("Update", {
+      image: { name: image.name, target: image.target, labels: change.set },
+      update_mask: { paths: keys.map((key) => `labels.${key}`) },
+    }, signal);
+  }
+
   #unary<T>(method: string, request: unknown, signal: AbortSignal | undefined): Promise<T> {
     return containerdUnary<T>(this.#client, method, request, {
       namespace: this.#namespace,
+      // gRPC takes a time of day, and turns it into a timer as the call starts.
       deadline: Date.now() + this.#timeoutMs,
       signal,
       error: (error) => new ImagesServiceError(method, this.socket, error),

@@ -3,7 +3,8 @@
  * just what prefetching needs (runtime version, image status, pull, remove).
  *
  * Works with any CRI runtime (containerd, CRI-O). Every call takes an `AbortSignal` that
- * cancels the call on the runtime's side too.
+ * cancels the call on the runtime's side too, and every call but a pull has a deadline (a pull is
+ * bounded by its attempt's signal, which its caller cuts at the attempt's and the run's end).
  *
  * @module
  */
@@ -58,6 +59,21 @@ export interface CriAuth {
 export interface CallOptions {
   /** Cancels the call, on the runtime's side too. */
   signal?: AbortSignal;
+  /**
+   * Gives the call up after this many milliseconds.
+   * @default {the client's callTimeoutMs; none for pullImage}
+   */
+  timeoutMs?: number;
+}
+
+/** Options for {@linkcode CriClient}. */
+export interface CriClientOptions {
+  /**
+   * The deadline of every call but `pullImage`, in milliseconds: a runtime that stops answering
+   * does not hold a run until its overall timeout.
+   * @default {30_000}
+   */
+  callTimeoutMs?: number;
 }
 
 /** Options for {@linkcode CriClient.pullImage}. */
@@ -80,6 +96,7 @@ type Callback<T> = (error: grpc.ServiceError | null, response: T) => void;
 type UnaryMethod = (
   request: unknown,
   metadata: grpc.Metadata,
+  options: grpc.CallOptions,
   callback: Callback<unknown>,
 ) => grpc.ClientUnaryCall;
 
@@ -103,10 +120,12 @@ export class CriClient implements Disposable {
   readonly socket: string;
   #runtime: grpc.Client;
   #images: grpc.Client;
+  #callTimeoutMs: number;
 
   /** Creates a client; no connection is made until the first call. */
-  constructor(socket: string) {
+  constructor(socket: string, options: CriClientOptions = {}) {
     this.socket = socket;
+    this.#callTimeoutMs = options.callTimeoutMs ?? 30_000;
     const target = socketTarget(socket);
     const credentials = grpc.credentials.createInsecure();
     this.#runtime = new RuntimeService(target, credentials);
@@ -122,7 +141,7 @@ export class CriClient implements Disposable {
       runtime_name: string;
       runtime_version: string;
       runtime_api_version: string;
-    }>(this.#runtime, "Version", { version: "v1" }, options.signal);
+    }>(this.#runtime, "Version", { version: "v1" }, this.#bounded(options));
     return {
       runtimeName: response.runtime_name,
       runtimeVersion: response.runtime_version,
@@ -136,7 +155,7 @@ export class CriClient implements Disposable {
       this.#images,
       "ImageStatus",
       { image: { image } },
-      options.signal,
+      this.#bounded(options),
     );
     if (!response.image || !response.image.id) return undefined;
     return {
@@ -156,14 +175,14 @@ export class CriClient implements Disposable {
       this.#images,
       "PullImage",
       request,
-      options.signal,
+      options,
     );
     return response.image_ref;
   }
 
   /** Removes an image from the node; removing an absent image succeeds. */
   async removeImage(image: string, options: CallOptions = {}): Promise<void> {
-    await this.#call(this.#images, "RemoveImage", { image: { image } }, options.signal);
+    await this.#call(this.#images, "RemoveImage", { image: { image } }, this.#bounded(options));
   }
 
   /** Closes the connection to the runtime. */
@@ -177,11 +196,16 @@ export class CriClient implements Disposable {
     this.close();
   }
 
+  /** The options with the client's call timeout, unless they have one. */
+  #bounded(options: CallOptions): CallOptions {
+    return { ...options, timeoutMs: options.timeoutMs ?? this.#callTimeoutMs };
+  }
+
   #call<T>(
     client: grpc.Client,
     method: string,
     request: unknown,
-    signal: AbortSignal | undefined,
+    { signal, timeoutMs }: CallOptions,
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       if (signal?.aborted) {
@@ -190,7 +214,9 @@ export class CriClient implements Disposable {
       }
       const onAbort = () => call.cancel();
       const fn = (client as unknown as Record<string, UnaryMethod>)[method].bind(client);
-      const call = fn(request, new grpc.Metadata(), (error, response) => {
+      // gRPC takes a time of day, and turns it into a timer as the call starts.
+      const callOptions = timeoutMs === undefined ? {} : { deadline: Date.now() + timeoutMs };
+      const call = fn(request, new grpc.Metadata(), callOptions, (error, response) => {
         signal?.removeEventListener("abort", onAbort);
         if (signal?.aborted) reject(signal.reason);
         else if (error) reject(new CriError(method, error));

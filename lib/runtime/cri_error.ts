@@ -36,3 +36,68 @@ export class CriError extends Error {
     this.details = details;
   }
 }
+
+/**
+ * How a registry refused a pull in a way that retrying as is cannot fix:
+ * - `not-found`: it does not have the image (or the reference is invalid);
+ * - `unauthorized`: it refused the credentials (401) or their access to the image (403).
+ */
+export type PullRefusal = "not-found" | "unauthorized";
+
+/** gRPC status codes a runtime answers an unknown or invalid image with (containerd). */
+const NOT_FOUND_CODES = new Set([/* NOT_FOUND */ 5, /* INVALID_ARGUMENT */ 3]);
+
+/**
+ * The wording of "the registry does not have it": containerd answers with gRPC NOT_FOUND, CRI-O
+ * with UNKNOWN and containers/image's words: the distribution error codes `MANIFEST_UNKNOWN` and
+ * `NAME_UNKNOWN`, by their default messages or their names.
+ */
+const NOT_FOUND_WORDS =
+  /\b(manifest unknown|name unknown|repository name not known to registry)\b/i;
+
+/**
+ * The wording of "the registry refused the credentials". containerd 1.6 quotes the status
+ * (`401 Unauthorized`, `403 Forbidden`), 1.7 and later say `pull access denied` or the token
+ * server's `insufficient_scope`. CRI-O passes containers/image's words: `unable to retrieve auth
+ * token: invalid username/password` from a token server, and the distribution error codes
+ * `UNAUTHORIZED` and `DENIED`, by their default messages (`authentication required`, `requested
+ * access to the resource is denied`) or as `unauthorized: …` and `denied: …` with the registry's
+ * own message (ECR: `denied: Your authorization token has expired`).
+ */
+const UNAUTHORIZED_WORDS = new RegExp(
+  [
+    String.raw`\b401 Unauthorized\b`,
+    String.raw`\b403 Forbidden\b`,
+    String.raw`\bpull access denied\b`,
+    String.raw`\binsufficient_scope\b`,
+    String.raw`\binvalid username/password\b`,
+    String.raw`\bauthentication required\b`,
+    String.raw`\brequested access to the resource is denied\b`,
+    String.raw`(^|: )(unauthorized|denied): `,
+  ].join("|"),
+  "i",
+);
+
+/**
+ * Tells whether a failed pull was refused in a way retrying as is cannot fix, and how; undefined
+ * for network failures, stalls, server errors and everything else worth retrying.
+ *
+ * @example
+ * ```ts
+ * import { CriError, pullRefusal } from "./cri_error.ts";
+ *
+ * const crio = new CriError("PullImage", {
+ *   code: 2,
+ *   message: "",
+ *   details: "initializing source docker://r.example/app:v9: reading manifest v9 in " +
+ *     "r.example/app: manifest unknown",
+ * });
+ * console.assert(pullRefusal(crio) === "not-found");
+ * ```
+ */
+export function pullRefusal(error: unknown): PullRefusal | undefined {
+  if (!(error instanceof CriError)) return undefined;
+  if (NOT_FOUND_CODES.has(error.code) || NOT_FOUND_WORDS.test(error.details)) return "not-found";
+  if (UNAUTHORIZED_WORDS.test(error.details)) return "unauthorized";
+  return undefined;
+}

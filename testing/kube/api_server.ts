@@ -4,13 +4,30 @@
  * API's contract (method, path, content type, body; patches applied as the API server applies
  * them, with the answers it gives: 401, 403, 404, 409, 415, 422 and the 5xx a test asks for).
  *
- * Only `GET` and `PATCH` of `/api/v1/nodes/{name}` exist; anything else is a 404 or 405, so a
- * call the program should not make fails the test that makes it.
+ * Only `GET` and `PATCH` of `/api/v1/nodes/{name}`, `GET` of `/api/v1/namespaces/{ns}/pods/{name}`,
+ * `POST` of TokenReviews and SubjectAccessReviews (answered by `token_authority.ts`, which also
+ * issues the bound tokens they review), and the create and patch of Events in a namespace
+ * (`events_endpoint.ts`) exist; anything else is a 404 or 405, so a call the program should not
+ * make fails the test that makes it.
  *
  * @module
  */
 import { makeTestCertificates } from "./test_ca.ts";
 import { applyJsonPatch, applyMergePatch, PatchError } from "./patches.ts";
+import { TokenAuthority } from "./token_authority.ts";
+import { handleEvents, isEventsPath, type StoredEvent } from "./events_endpoint.ts";
+
+/**
+ * The grants a test server gives its token unless told otherwise: `get` and `patch` on nodes
+ * (plain verbs, as before), and the other calls as `<verb> <resource>`.
+ */
+export const DEFAULT_GRANTS = [
+  "get",
+  "patch",
+  "create tokenreviews",
+  "create subjectaccessreviews",
+  "get pods",
+];
 
 /** One request as the server saw it. */
 export interface ApiRequest {
@@ -48,6 +65,14 @@ export interface TestApiServer extends AsyncDisposable {
   grants: Set<string>;
   /** Nodes by name. */
   readonly nodes: Map<string, StoredNode>;
+  /** Pods by `<namespace>/<name>`. */
+  readonly pods: Map<string, StoredNode>;
+  /** Issues bound tokens and answers reviews of them. */
+  readonly tokens: TokenAuthority;
+  /** Events by `<namespace>/<name>`. */
+  readonly events: Map<string, StoredEvent>;
+  /** Verbs on events (in any namespace) the token's ServiceAccount has. */
+  eventGrants: Set<string>;
   /** Every request, in order. */
   readonly requests: ApiRequest[];
   /** Answers the next requests with these statuses, one each, before anything else. */
@@ -87,7 +112,13 @@ const REASONS: Record<number, string> = {
 
 /** Starts the server on a free port of 127.0.0.1 with a new CA. */
 export async function startTestApiServer(
-  options: { token?: string; grants?: string[]; nodes?: StoredNode[]; user?: string } = {},
+  options: {
+    token?: string;
+    grants?: string[];
+    eventGrants?: string[];
+    nodes?: StoredNode[];
+    user?: string;
+  } = {},
 ): Promise<TestApiServer> {
   const certs = await makeTestCertificates();
   const failures: number[] = [];
@@ -96,11 +127,15 @@ export async function startTestApiServer(
   let resourceVersion = 1000;
   const state = {
     token: options.token ?? "test-token-1",
-    grants: new Set(options.grants ?? ["get", "patch"]),
+    grants: new Set(options.grants ?? DEFAULT_GRANTS),
     nodes: new Map(
       (options.nodes ?? []).map((n) => [n.metadata.name as string, structuredClone(n)]),
     ),
     requests: [] as ApiRequest[],
+    pods: new Map<string, StoredNode>(),
+    tokens: new TokenAuthority(),
+    events: new Map<string, StoredEvent>(),
+    eventGrants: new Set(options.eventGrants ?? ["create", "patch"]),
   };
   for (const node of state.nodes.values()) node.metadata.resourceVersion = String(resourceVersion);
 
@@ -117,6 +152,15 @@ export async function startTestApiServer(
         ? new Response("<html>Bad Gateway</html>", { status: 502 })
         : status(forced, REASONS[forced] ?? "InternalError", `forced ${forced} by the test`);
     }
+    if (isEventsPath(url.pathname)) {
+      return await handleEvents(request, {
+        events: state.events,
+        grants: state.eventGrants,
+        nextVersion: () => String(++resourceVersion),
+      }, status);
+    }
+    const other = await otherCall(request, url);
+    if (other) return other;
     if (!match) return status(404, "NotFound", "the server could not find the requested resource");
     const name = decodeURIComponent(match[1]);
     if (!verb) return status(405, "MethodNotAllowed", `${request.method} is not supported`);
@@ -133,6 +177,52 @@ export async function startTestApiServer(
     if (!node) return status(404, "NotFound", `nodes "${name}" not found`, name);
     if (verb === "get") return Response.json(node);
     return await patch(request, name, node);
+  }
+
+  /** Reviews and pods: the answer, or undefined for a path that is not one of theirs. */
+  async function otherCall(request: Request, url: URL): Promise<Response | undefined> {
+    const review = url.pathname.match(
+      /^\/apis\/(authentication|authorization)\.k8s\.io\/v1\/(tokenreviews|subjectaccessreviews)$/,
+    );
+    const pod = url.pathname.match(/^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)$/);
+    if (!review && !pod) return undefined;
+    const verb = review ? "create" : "get";
+    const resource = review ? review[2] : "pods";
+    if (request.method !== (review ? "POST" : "GET")) {
+      return status(405, "MethodNotAllowed", `${request.method} is not supported`);
+    }
+    if (!state.grants.has(`${verb} ${resource}`)) {
+      return status(
+        403,
+        "Forbidden",
+        `${resource} is forbidden: User "${user}" cannot ${verb} resource "${resource}"`,
+      );
+    }
+    if (pod) {
+      const key = `${decodeURIComponent(pod[1])}/${decodeURIComponent(pod[2])}`;
+      const found = state.pods.get(key);
+      return found
+        ? Response.json(found)
+        : status(404, "NotFound", `pods "${pod[2]}" not found`, pod[2]);
+    }
+    return await answerReview(request, review![1], review![2]);
+  }
+
+  async function answerReview(request: Request, group: string, resource: string) {
+    const kind = resource === "tokenreviews" ? "TokenReview" : "SubjectAccessReview";
+    let body;
+    try {
+      body = JSON.parse(await request.text());
+    } catch (error) {
+      return status(400, "BadRequest", `error decoding body: ${(error as Error).message}`);
+    }
+    if (body?.apiVersion !== `${group}.k8s.io/v1` || body?.kind !== kind || !body.spec) {
+      return status(400, "BadRequest", `the body is not a ${group}.k8s.io/v1 ${kind} with a spec`);
+    }
+    const answer = kind === "TokenReview"
+      ? state.tokens.tokenReview(body.spec)
+      : state.tokens.accessReview(body.spec);
+    return Response.json({ ...body, metadata: {}, status: answer }, { status: 201 });
   }
 
   async function patch(request: Request, name: string, node: StoredNode): Promise<Response> {
@@ -202,7 +292,11 @@ export async function startTestApiServer(
     state.requests.push({
       method: request.method,
       path: url.pathname,
-      verb: request.method === "GET" ? "get" : request.method.toLowerCase(),
+      verb: request.method === "GET"
+        ? "get"
+        : request.method === "POST"
+        ? "create"
+        : request.method.toLowerCase(),
       contentType,
       body,
       status: response.status,
@@ -228,6 +322,15 @@ export async function startTestApiServer(
       state.grants = value;
     },
     nodes: state.nodes,
+    pods: state.pods,
+    tokens: state.tokens,
+    events: state.events,
+    get eventGrants() {
+      return state.eventGrants;
+    },
+    set eventGrants(value: Set<string>) {
+      state.eventGrants = value;
+    },
     requests: state.requests,
     failNext: (...statuses) => failures.push(...statuses),
     beforeNextPatch: (change) => race = change,

@@ -38,6 +38,20 @@ export interface StartContainerdOptions {
    * @default {3 when `containerd --version` says 2.x or later, else 2}
    */
   configVersion?: 2 | 3;
+  /**
+   * containerd's own `image_pull_progress_timeout` (1.7 and later; 1.6 has no such setting): the
+   * CRI plugin cancels a pull whose open downloads received nothing for this long.
+   *
+   * @default {containerd's default, 5m}
+   */
+  imagePullProgressTimeout?: string;
+  /**
+   * More directories of `hosts.toml` files, listed after the harness's own in `config_path` and
+   * separated by ':', as a node may list `/etc/containerd/certs.d:/etc/docker/certs.d`.
+   *
+   * @default {[]}
+   */
+  extraRegistryConfigDirs?: string[];
 }
 
 /** A running containerd; stop it with `stop()` or `await using` (which also removes its files). */
@@ -150,7 +164,7 @@ export async function startContainerd(options: StartContainerdOptions): Promise<
     const configVersion = options.configVersion ?? await detectConfigVersion(binary);
     await Deno.writeTextFile(
       configPath,
-      containerdConfig(configVersion, dir, socket, root, options.disabledPlugins ?? []),
+      containerdConfig(configVersion, dir, socket, root, options),
     );
     for (const host of options.registryHosts) await addRegistryHost(host);
     await start();
@@ -225,13 +239,17 @@ function containerdConfig(
   dir: string,
   socket: string,
   root: string,
-  disabledPlugins: string[],
+  options: StartContainerdOptions,
 ): string {
   const q = JSON.stringify;
   const disabled = [
     ...UNUSED_SNAPSHOTTERS,
     ...(configVersion === 3 ? UNUSED_SNAPSHOTTERS_V3 : []),
-  ].map((name) => `io.containerd.snapshotter.v1.${name}`).concat(disabledPlugins);
+  ].map((name) => `io.containerd.snapshotter.v1.${name}`).concat(options.disabledPlugins ?? []);
+  const cri: CriSettings = {
+    configPath: [`${dir}/certs.d`, ...options.extraRegistryConfigDirs ?? []].join(":"),
+    imagePullProgressTimeout: options.imagePullProgressTimeout,
+  };
   return `version = ${configVersion}
 root = ${q(root)}
 state = ${q(`${dir}/state`)}
@@ -249,31 +267,47 @@ ${disabled.map((plugin) => `  ${q(plugin)},\n`).join("")}]
 
 [metrics]
   address = ""
-${configVersion === 3 ? criConfigV3(`${dir}/certs.d`) : criConfigV2(`${dir}/certs.d`)}`;
+${configVersion === 3 ? criConfigV3(cri) : criConfigV2(cri)}`;
 }
 
-/** containerd 1.x: one CRI plugin; `config_path` may list directories separated by ':'. */
-function criConfigV2(certsDir: string): string {
+/** What the harness sets in the CRI plugin's config. */
+interface CriSettings {
+  /** `config_path`: directories of `hosts.toml` files, separated by ':'. */
+  configPath: string;
+  /** `image_pull_progress_timeout`, when set. */
+  imagePullProgressTimeout?: string;
+}
+
+function progressTimeoutLine(cri: CriSettings, indent: string): string {
+  return cri.imagePullProgressTimeout === undefined
+    ? ""
+    : `${indent}image_pull_progress_timeout = ${JSON.stringify(cri.imagePullProgressTimeout)}\n`;
+}
+
+/** containerd 1.x: one CRI plugin, which reads every directory `config_path` lists. */
+function criConfigV2(cri: CriSettings): string {
   return `
 [plugins."io.containerd.grpc.v1.cri"]
+${progressTimeoutLine(cri, "  ")}\
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "native"
   [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = ${JSON.stringify(certsDir)}
+    config_path = ${JSON.stringify(cri.configPath)}
 `;
 }
 
 /**
  * containerd 2.x: CRI's image part is its own plugin and pulls through the transfer service,
- * which unpacks with the snapshotter of its `unpack_config` (overlayfs unless told otherwise);
- * `config_path` is one directory there.
+ * which unpacks with the snapshotter of its `unpack_config` (overlayfs unless told otherwise),
+ * and reads `config_path` as one directory, ':' and all.
  */
-function criConfigV3(certsDir: string): string {
+function criConfigV3(cri: CriSettings): string {
   return `
 [plugins."io.containerd.cri.v1.images"]
   snapshotter = "native"
+${progressTimeoutLine(cri, "  ")}\
   [plugins."io.containerd.cri.v1.images".registry]
-    config_path = ${JSON.stringify(certsDir)}
+    config_path = ${JSON.stringify(cri.configPath)}
 
 [plugins."io.containerd.transfer.v1.local"]
   [[plugins."io.containerd.transfer.v1.local".unpack_config]]

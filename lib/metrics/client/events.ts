@@ -9,6 +9,7 @@
  */
 import type { MetricsResult } from "../protocol.ts";
 import type { PullEvent } from "../../pull/scheduler.ts";
+import { type Clock, systemClock } from "../../core/clock.ts";
 
 /** Options for {@linkcode metricsReporter}. */
 export interface MetricsReporterOptions {
@@ -26,10 +27,10 @@ export interface MetricsReporterOptions {
    */
   newAttemptId?: () => string;
   /**
-   * The current time in milliseconds since the epoch.
-   * @default {Date.now}
+   * Durations (monotonic `now`) and the time of day results carry (`wallNow`).
+   * @default {systemClock}
    */
-  now?: () => number;
+  clock?: Pick<Clock, "now" | "wallNow">;
 }
 
 /**
@@ -72,18 +73,18 @@ type EventOf<T extends PullEvent["type"]> = Extract<PullEvent, { type: T }>;
 class EventResults {
   readonly #options: MetricsReporterOptions;
   readonly #newId: () => string;
-  readonly #now: () => number;
+  readonly #clock: Pick<Clock, "now" | "wallNow">;
   /** What every result of the run carries. */
   readonly #base: Pick<MetricsResult, "node" | "instance" | "imagesTotal">;
   /** A failed attempt's result, by image, until the image's next event says if it was final. */
   readonly #held = new Map<string, MetricsResult>();
-  /** When each running attempt started, by attempt id, in milliseconds since the epoch. */
-  readonly #running = new Map<string, number>();
+  /** When each running attempt started, by attempt id: monotonic, and since the epoch. */
+  readonly #running = new Map<string, { at: number; wallAt: number }>();
 
   constructor(options: MetricsReporterOptions) {
     this.#options = options;
     this.#newId = options.newAttemptId ?? (() => crypto.randomUUID());
-    this.#now = options.now ?? Date.now;
+    this.#clock = options.clock ?? systemClock;
     this.#base = {
       node: options.node,
       instance: options.instance,
@@ -91,12 +92,17 @@ class EventResults {
     };
   }
 
+  /** Now, on both clocks. */
+  #started(): { at: number; wallAt: number } {
+    return { at: this.#clock.now(), wallAt: this.#clock.wallNow() };
+  }
+
   /** The image was on the node already: a `present` result, not an attempt. */
   present(event: EventOf<"present">): void {
     this.#options.submit({
       ...this.#base,
       attemptId: this.#newId(),
-      startedAt: Math.floor(this.#now() / 1000),
+      startedAt: Math.floor(this.#clock.wallNow() / 1000),
       image: event.image,
       outcome: "present",
       attempt: 0,
@@ -107,21 +113,21 @@ class EventResults {
 
   /** Notes when the attempt started, for its snapshots. */
   attemptStarted(event: EventOf<"attempt-started">): void {
-    this.#running.set(event.attemptId, this.#now());
+    this.#running.set(event.attemptId, this.#started());
   }
 
   /** A snapshot of the attempt downloading: an `in-progress` result under the attempt's id. */
   progress(event: EventOf<"progress">): void {
-    const startedAt = this.#running.get(event.attemptId) ?? this.#now();
+    const started = this.#running.get(event.attemptId) ?? this.#started();
     const { progress } = event;
     this.#options.submit({
       ...this.#base,
       attemptId: event.attemptId,
-      startedAt: Math.floor(startedAt / 1000),
+      startedAt: Math.floor(started.wallAt / 1000),
       image: event.image,
       outcome: "in-progress",
       attempt: event.attempt,
-      durationMs: Math.max(0, this.#now() - startedAt),
+      durationMs: Math.max(0, this.#clock.now() - started.at),
       bytesReceived: progress.receivedBytes,
       throughputBytesPerSecond: Math.round(progress.bytesPerSecond),
       totalBytes: progress.totalBytes,
@@ -173,7 +179,7 @@ class EventResults {
       this.#options.submit({
         ...this.#base,
         attemptId: this.#newId(),
-        startedAt: Math.floor(this.#now() / 1000),
+        startedAt: Math.floor(this.#clock.wallNow() / 1000),
         image: result.image,
         outcome: "failed",
         attempt: 0,

@@ -11,7 +11,7 @@ function run(events: PullEvent[]): MetricsResult[] {
     imagesTotal: 2,
     submit: (r) => sent.push(r),
     newAttemptId: () => `made-${++id}`,
-    now: () => 5_000,
+    clock: { now: () => 5_000, wallNow: () => 5_000 },
   });
   events.forEach(report);
   return sent;
@@ -64,11 +64,12 @@ Deno.test("a pull, an image already present and an interrupted wait each report 
 Deno.test("progress events become in-progress results that the attempt's result supersedes", () => {
   const sent: MetricsResult[] = [];
   let clock = 10_000;
+  let wallStep = 0;
   const report = metricsReporter({
     node: "n1",
     imagesTotal: 1,
     submit: (r) => sent.push(r),
-    now: () => clock,
+    clock: { now: () => clock, wallNow: () => clock + wallStep },
   });
   const progress = (receivedBytes: number, storedBytes: number): PullEvent => ({
     type: "progress",
@@ -95,6 +96,8 @@ Deno.test("progress events become in-progress results that the attempt's result 
   clock += 1_500;
   report(progress(1_000_000, 1_500_000));
   clock += 1_000;
+  // The wall clock steps an hour back (chrony on a fresh node): durations do not change.
+  wallStep = -3_600_000;
   report(progress(2_000_000, 2_500_000));
   report({
     type: "attempt-finished",
@@ -119,5 +122,6 @@ Deno.test("progress events become in-progress results that the attempt's result 
     [10, 1, 6_000_000, 1_048_576],
     "started when the attempt did, a whole rate",
   );
+  assert.equal(sent[1].startedAt, sent[0].startedAt, "the start stays what the wall clock said");
   assert.equal(sent[2].startedAt, sent[0].startedAt);
 });

@@ -5,6 +5,7 @@
  * @module
  */
 import type { Logger } from "../../core/log.ts";
+import type { TokenSource } from "../../core/token_file.ts";
 import type { OpenPullReporter, PullReporter } from "../../pull/reporter.ts";
 import { metricsReporter } from "./events.ts";
 import { MetricsSubmitter } from "./submitter.ts";
@@ -14,7 +15,7 @@ export interface MetricsReporterConnection {
   /** The server's `host:port`. */
   endpoint: string;
   /** The bearer token the server requires, if any. */
-  token?: string;
+  token?: TokenSource;
   /** The node, sent on every result. */
   node: string;
   /** Where delivery problems are logged. */
@@ -54,7 +55,7 @@ export function openMetricsReporter(connection: MetricsReporterConnection): Open
     return {
       endpoint: connection.endpoint,
       report,
-      flush: (timeoutMs) => submitter.flush(timeoutMs),
+      flush: (timeoutMs, signal) => submitter.flush(timeoutMs, signal),
     };
   };
 }

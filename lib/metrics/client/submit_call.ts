@@ -5,6 +5,7 @@
  * @module
  */
 import * as grpc from "@grpc/grpc-js";
+import { currentToken, type TokenSource } from "../../core/token_file.ts";
 import {
   ACCEPTS_IN_PROGRESS,
   ACCEPTS_METADATA_KEY,
@@ -24,8 +25,8 @@ export interface SubmitCall {
 
 /** Options for {@linkcode openSubmitCall}. */
 export interface SubmitCallOptions {
-  /** Sent as `Authorization: Bearer <token>` when set. */
-  token?: string;
+  /** Sent as `Authorization: Bearer <token>` when set (a function is asked on every call). */
+  token?: TokenSource;
   /** When the call is given up, in milliseconds since the epoch. */
   deadline: number;
 }
@@ -52,7 +53,8 @@ export interface SubmitCallOptions {
  */
 export function openSubmitCall(client: grpc.Client, options: SubmitCallOptions): SubmitCall {
   const metadata = new grpc.Metadata();
-  if (options.token) metadata.set("authorization", `Bearer ${options.token}`);
+  const token = currentToken(options.token);
+  if (token) metadata.set("authorization", `Bearer ${token}`);
   let call!: grpc.ClientWritableStream<unknown>;
   const status = new Promise<grpc.StatusObject>((resolve) => {
     call = client.makeClientStreamRequest(

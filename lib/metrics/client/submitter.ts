@@ -30,7 +30,9 @@
  * @module
  */
 import * as grpc from "@grpc/grpc-js";
+import { type Clock, systemClock } from "../../core/clock.ts";
 import type { Logger } from "../../core/log.ts";
+import type { TokenSource } from "../../core/token_file.ts";
 import type { DeliveryReport } from "../../pull/reporter.ts";
 import { type BufferEntry, DeliveryBuffer, isSnapshot } from "./delivery_buffer.ts";
 import { inProgressVerdict, openSubmitCall, serverIdOf, type SubmitCall } from "./submit_call.ts";
@@ -40,8 +42,8 @@ import { type MetricsResult, MetricsService, resultToWire } from "../protocol.ts
 export interface MetricsSubmitterOptions {
   /** The server's `host:port`. */
   endpoint: string;
-  /** Sent as `Authorization: Bearer <token>` when set. */
-  token?: string;
+  /** Sent as `Authorization: Bearer <token>` when set (a function is asked on every call). */
+  token?: TokenSource;
   /** Where delivery problems are logged (once per outage, not per result). */
   logger: Logger;
   /**
@@ -92,6 +94,12 @@ export interface MetricsSubmitterOptions {
    * @default {true}
    */
   gracefulClose?: boolean;
+  /**
+   * Measures the batch window (monotonic, so a wall-clock step neither closes it early nor
+   * stretches it).
+   * @default {systemClock}
+   */
+  clock?: Clock;
 }
 
 /** The defaults of {@linkcode MetricsSubmitterOptions}. */
@@ -105,6 +113,7 @@ const SUBMITTER_DEFAULTS = {
   maxBackoffMs: 5_000,
   random: Math.random,
   gracefulClose: true,
+  clock: systemClock,
 };
 
 /**
@@ -135,7 +144,7 @@ const SUBMITTER_DEFAULTS = {
  * ```
  */
 export class MetricsSubmitter implements AsyncDisposable {
-  readonly #options: Required<Omit<MetricsSubmitterOptions, "token">> & { token?: string };
+  readonly #options: Required<Omit<MetricsSubmitterOptions, "token">> & { token?: TokenSource };
   readonly #client: grpc.Client;
   readonly #buffer: DeliveryBuffer;
   readonly #closed = new AbortController();
@@ -197,19 +206,23 @@ export class MetricsSubmitter implements AsyncDisposable {
   }
 
   /**
-   * Sends what is buffered, for up to `timeoutMs`, then closes the connection.
+   * Sends what is buffered, for up to `timeoutMs` or until `signal` aborts, then closes the
+   * connection.
    *
    * @returns what was delivered in all, and what was not.
    */
-  async flush(timeoutMs: number): Promise<DeliveryReport> {
+  async flush(timeoutMs: number, signal?: AbortSignal): Promise<DeliveryReport> {
     this.#flushing = true;
     this.#wakeBatch?.();
     this.#wakeBackoff?.();
     this.#kick();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs));
+    const stop = new AbortController();
+    const timeout = this.#options.clock.sleep(
+      timeoutMs,
+      signal ? AbortSignal.any([signal, stop.signal]) : stop.signal,
+    ).catch(() => {});
     await Promise.race([this.#idle(), timeout]);
-    clearTimeout(timer);
+    stop.abort();
     const report = this.report;
     this.close();
     return report;
@@ -278,8 +291,8 @@ export class MetricsSubmitter implements AsyncDisposable {
 
   /** Sends one batch; true when the server acknowledged it. */
   async #sendBatch(): Promise<boolean> {
-    const opened = Date.now();
-    const open = this.#openCall(opened);
+    const opened = this.#options.clock.now();
+    const open = this.#openCall();
     await this.#writeBatch(open, opened);
     if (!open.ended) open.call.end();
     const status = await open.status;
@@ -290,11 +303,12 @@ export class MetricsSubmitter implements AsyncDisposable {
   }
 
   /** Opens a `Submit` call with a deadline of the batch window plus the ack timeout. */
-  #openCall(opened: number): SubmitCall {
+  #openCall(): SubmitCall {
     const { batchWindowMs, ackTimeoutMs, token } = this.#options;
     const open = openSubmitCall(this.#client, {
       token,
-      deadline: opened + batchWindowMs + ackTimeoutMs,
+      // gRPC takes a time of day, and turns it into a timer as the call starts.
+      deadline: Date.now() + batchWindowMs + ackTimeoutMs,
     });
     this.#call = open.call;
     return open;
@@ -310,7 +324,7 @@ export class MetricsSubmitter implements AsyncDisposable {
       const ask = this.#writeBuffered(open.call);
       const { batch, next } = this.#buffer;
       const full = batch.length >= batchSize || batch.at(-1)?.solo || next?.solo || ask;
-      const left = opened + batchWindowMs - Date.now();
+      const left = opened + batchWindowMs - this.#options.clock.now();
       if (full || left <= 0 || this.#flushing) break;
       await Promise.race([this.#sleep(left, "batch"), open.status]);
       this.#wakeBatch?.();

@@ -29,9 +29,8 @@ export interface HtmlReportOptions {
 }
 
 /**
- * Renders the report page around a summary made with `{ grid: true }`. The page finds a bearer
- * token, when the server wants one, in its own address (`?token=` or `#token=`) and sends it with
- * its refreshes.
+ * Renders the report page around a summary made with `{ grid: true }`. The page holds no
+ * credential: people open it through `kubectl port-forward` (the server's loopback port).
  */
 export function renderHtmlReport(summary: MetricsSummary, options: HtmlReportOptions = {}): string {
   const title = escapeHtml(options.title ?? "image-prefetcher report");
@@ -124,9 +123,6 @@ const SCRIPT = String.raw`
 "use strict";
 const COLORS = { d: "#f2b632", P: "#2e9e4f", p: "#7fa7c9", F: "#d62f2f", r: "#9b59b6", ".": "#e4e4e4" };
 const NAMES = { d: "downloading", P: "pulled", p: "already present", F: "failed", r: "retrying", ".": "pending" };
-const params = new URLSearchParams(location.search);
-const hash = new URLSearchParams(location.hash.slice(1));
-const token = params.get("token") || hash.get("token");
 let summary = JSON.parse(document.getElementById("data").textContent);
 let layout = null;
 let downloads = new Map();
@@ -268,8 +264,7 @@ window.addEventListener("resize", () => drawGrid());
 
 async function refresh() {
   try {
-    const headers = token ? { Authorization: "Bearer " + token } : {};
-    const response = await fetch("summary?grid=1", { headers, cache: "no-store" });
+    const response = await fetch("summary?grid=1", { cache: "no-store" });
     if (response.ok) { summary = await response.json(); render(); }
   } catch (_) { /* the server may be restarting; try again later */ }
   schedule();

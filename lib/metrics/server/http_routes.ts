@@ -1,12 +1,12 @@
 /**
  * The HTTP side of `aggregate-metrics` as a route table: one small function per view, so that
- * each can be tested without a port. `GET /healthz` is open; every other route needs the bearer
- * token when the server has one (pages may pass it as `?token=`).
+ * each can be tested without a port. `GET /healthz` is open; every other route is authorized by
+ * the server's {@linkcode ServerAuth} from the `Authorization` header (never the query string).
  *
  * @module
  */
 import { resultToJson } from "../protocol.ts";
-import { bearerToken, type TokenCheck } from "../../core/bearer_token.ts";
+import { httpRefusal, type ServerAuth } from "../../core/bearer_token.ts";
 import { renderHtmlReport } from "./html_report.ts";
 import { formatPrometheus, PROMETHEUS_CONTENT_TYPE, wantsPrometheus } from "./prometheus.ts";
 import type { MetricsStore } from "./store.ts";
@@ -41,25 +41,25 @@ const OPEN_ROUTES: Readonly<Record<string, Route>> = Object.freeze({
 
 /**
  * Answers one request from the route table: 405 for anything but GET and HEAD, 404 naming the
- * views for an unknown path, 401 without the right token.
+ * views for an unknown path, 401, 403 or 503 when `auth` refuses the reader.
  *
  * @example
  * ```ts
  * import { MetricsStore } from "./store.ts";
- * import { tokenCheck } from "../../core/bearer_token.ts";
+ * import { openAuth } from "../../core/bearer_token.ts";
  * import { handleHttp } from "./http_routes.ts";
  *
- * const response = handleHttp(new Request("http://localhost/summary"), {
+ * const response = await handleHttp(new Request("http://localhost/summary"), {
  *   store: new MetricsStore(),
- * }, tokenCheck(undefined));
+ * }, openAuth());
  * console.log(response.status, await response.json());
  * ```
  */
-export function handleHttp(
+export async function handleHttp(
   request: Request,
   context: RouteContext,
-  authorized: TokenCheck,
-): Response {
+  auth: ServerAuth,
+): Promise<Response> {
   const url = new URL(request.url);
   if (request.method !== "GET" && request.method !== "HEAD") {
     return new Response("only GET is served\n", { status: 405, headers: { allow: "GET" } });
@@ -70,15 +70,11 @@ export function handleHttp(
   if (!route) {
     return new Response(`not found; try ${Object.keys(ROUTES).join(", ")}\n`, { status: 404 });
   }
-  const presented = bearerToken(request.headers.get("authorization")) ??
-    url.searchParams.get("token") ?? undefined;
-  if (!authorized(presented)) {
-    return new Response(
-      "this server needs its bearer token: send Authorization: Bearer <token>, or add " +
-        "?token=<token> to a page's address\n",
-      { status: 401, headers: { "www-authenticate": "Bearer" } },
-    );
-  }
+  const refused = await auth.reader(
+    request.headers.get("authorization") ?? undefined,
+    url.pathname,
+  );
+  if (refused) return httpRefusal(refused);
   return route(request, url, context);
 }
 

@@ -8,6 +8,7 @@
 import { ExitCode, InvalidInputError } from "../../core/exit_codes.ts";
 import type { Logger } from "../../core/log.ts";
 import { readTokenFile } from "../../core/token_file.ts";
+import { openAuth, type ServerAuth, sharedTokenAuth } from "../../core/bearer_token.ts";
 import { JournalError, MetricsJournal } from "./journal.ts";
 import { MetricsServerStartError, startMetricsServer } from "./server.ts";
 import { MetricsStore, StoreFullError } from "./store.ts";
@@ -20,6 +21,8 @@ export interface AggregateMetricsConfig {
   grpcPort: number;
   /** The HTTP port; 0 picks a free one. */
   httpPort: number;
+  /** A loopback-only HTTP port serving the views without a credential (port-forward), if any. */
+  localHttpPort?: number;
   /** The most attempts kept in memory. */
   maxResults: number;
   /** File holding the bearer token clients must present, if any. */
@@ -34,6 +37,8 @@ export interface AggregateMetricsConfig {
 export interface AggregateMetricsContext {
   /** Where events are logged. */
   logger: Logger;
+  /** Who may submit, ask and read. @default {`config.tokenFile`'s token, or everyone} */
+  auth?: ServerAuth;
   /** The run serves until this is aborted, then shuts down (5 s grace) and returns 0. */
   signal: AbortSignal;
   /** Called once the ports are open, with the ports (0 in the config picks free ones). */
@@ -57,6 +62,7 @@ export async function runAggregateMetrics(
     logger.error(error.message);
     return ExitCode.InvalidInput;
   }
+  const auth = context.auth ?? (token ? sharedTokenAuth(token) : openAuth());
   let server;
   try {
     server = await startMetricsServer({
@@ -64,10 +70,11 @@ export async function runAggregateMetrics(
       logger,
       grpcPort: config.grpcPort,
       httpPort: config.httpPort,
-      token,
+      localHttpPort: config.localHttpPort,
+      auth,
       journal,
       waves: config.waves &&
-        wavesEndpoint({ coordinator: new WaveCoordinator(config.waves), logger, token }),
+        wavesEndpoint({ coordinator: new WaveCoordinator(config.waves), logger, auth }),
     });
   } catch (error) {
     if (!(error instanceof MetricsServerStartError)) throw error;
@@ -78,7 +85,8 @@ export async function runAggregateMetrics(
     grpc_port: server.grpcPort,
     http_port: server.httpPort,
     max_results: config.maxResults,
-    token: token ? "required" : "none",
+    local_http_port: server.localHttpPort,
+    auth: auth.mode,
     server_id: server.serverId,
     waves: config.waves
       ? `first-wave=${config.waves.firstWave} fanout=${config.waves.fanout} ` +

@@ -7,7 +7,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../../core/log.ts";
-import { tokenCheck } from "../../core/bearer_token.ts";
+import { openAuth, type ServerAuth, sharedTokenAuth } from "../../core/bearer_token.ts";
 import { handleHttp } from "./http_routes.ts";
 import type { MetricsStore } from "./store.ts";
 import { type ResultJournal, submitHandler, submitServiceDefinition } from "./submit_handler.ts";
@@ -35,8 +35,15 @@ export interface MetricsServerOptions {
    * @default {"0.0.0.0"}
    */
   hostname?: string;
-  /** When set, submits and reads need `Authorization: Bearer <token>` (pages: `?token=`). */
+  /** When set (and `auth` is not), submits and reads need `Authorization: Bearer <token>`. */
   token?: string;
+  /** Who may submit, ask and read. @default {the `token` check, or everyone} */
+  auth?: ServerAuth;
+  /**
+   * Also serve the views on `127.0.0.1:<localHttpPort>` without any credential, for people who
+   * reach it with `kubectl port-forward` (which RBAC guards); 0 picks a free port.
+   */
+  localHttpPort?: number;
   /**
    * The largest `Result` message accepted, in bytes; larger ones end their stream with
    * RESOURCE_EXHAUSTED.
@@ -63,6 +70,8 @@ export interface MetricsServer extends AsyncDisposable {
   readonly grpcPort: number;
   /** The HTTP port it listens on. */
   readonly httpPort: number;
+  /** The loopback-only HTTP port, when one was asked for. */
+  readonly localHttpPort?: number;
   /** This run's identity, sent as trailing metadata after every stream. */
   readonly serverId: string;
   /**
@@ -90,7 +99,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   const { store, logger } = options;
   const hostname = options.hostname ?? "0.0.0.0";
   const serverId = crypto.randomUUID();
-  const authorized = tokenCheck(options.token);
+  const auth = options.auth ?? (options.token ? sharedTokenAuth(options.token) : openAuth());
   const grpcServer = new grpc.Server({
     "grpc.max_receive_message_length": Math.max(
       4 << 20,
@@ -102,7 +111,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
       store,
       logger,
       warnOnce: warnOnce(logger),
-      authorized,
+      auth,
       serverId,
       journal: options.journal,
     }),
@@ -118,18 +127,36 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   try {
     httpServer = Deno.serve(
       { hostname, port: options.httpPort ?? 8080, onListen: () => {} },
-      (request) => handleHttp(request, context, authorized),
+      (request) => handleHttp(request, context, auth),
     );
   } catch (error) {
     grpcServer.forceShutdown();
     throw new MetricsServerStartError("HTTP", `${hostname}:${options.httpPort}`, error);
   }
+  let localServer: Deno.HttpServer<Deno.NetAddr> | undefined;
+  if (options.localHttpPort !== undefined) {
+    try {
+      const open = openAuth();
+      localServer = Deno.serve(
+        { hostname: "127.0.0.1", port: options.localHttpPort, onListen: () => {} },
+        (request) => handleHttp(request, context, open),
+      );
+    } catch (error) {
+      grpcServer.forceShutdown();
+      await httpServer.shutdown();
+      throw new MetricsServerStartError("HTTP", `127.0.0.1:${options.localHttpPort}`, error);
+    }
+  }
   let stopping: Promise<void> | undefined;
   const shutdown = (graceMs = 5_000): Promise<void> =>
-    stopping ??= shutdownBoth(grpcServer, httpServer, graceMs, logger);
+    stopping ??= Promise.all([
+      shutdownBoth(grpcServer, httpServer, graceMs, logger),
+      localServer?.shutdown(),
+    ]).then(() => {});
   return {
     grpcPort,
     httpPort: httpServer.addr.port,
+    localHttpPort: localServer?.addr.port,
     serverId,
     shutdown,
     [Symbol.asyncDispose]: () => shutdown(),

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { type Clock, systemClock } from "../../core/clock.ts";
 import { type AttemptOutcome, isFinal, type MetricsResult } from "../protocol.ts";
 import {
   type Cell,
@@ -44,10 +45,11 @@ export interface MetricsStoreOptions {
    */
   inProgressMaxAgeMs?: number;
   /**
-   * The current time in milliseconds since the epoch, stamped on summaries.
-   * @default {Date.now}
+   * Ages snapshots on its monotonic `now` (a wall-clock step neither expires them early nor keeps
+   * them), and stamps summaries with `wallNow`.
+   * @default {systemClock}
    */
-  now?: () => number;
+  clock?: Pick<Clock, "now" | "wallNow">;
 }
 
 /** The store holds `maxResults` results already; the new one was not kept. */
@@ -75,7 +77,7 @@ export class MetricsStore {
   readonly #maxResults: number;
   readonly #maxInProgress: number;
   readonly #inProgressMaxAgeMs: number;
-  readonly #now: () => number;
+  readonly #clock: Pick<Clock, "now" | "wallNow">;
   #refusedFull = 0;
   #version = 0;
   #cached?: { version: number; options: string; summary: MetricsSummary };
@@ -85,7 +87,7 @@ export class MetricsStore {
     this.#maxResults = options.maxResults ?? 1_000_000;
     this.#maxInProgress = options.maxInProgress ?? 100_000;
     this.#inProgressMaxAgeMs = options.inProgressMaxAgeMs ?? 600_000;
-    this.#now = options.now ?? Date.now;
+    this.#clock = options.clock ?? systemClock;
   }
 
   /** How many results are held (attempts; `in-progress` snapshots are not counted). */
@@ -173,7 +175,7 @@ export class MetricsStore {
     while (this.#inFlight.size >= this.#maxInProgress) {
       this.#dropInFlight(this.#inFlight.keys().next().value!);
     }
-    const entry: InFlight = { result, receivedAt: this.#now(), cell };
+    const entry: InFlight = { result, receivedAt: this.#clock.now(), cell };
     this.#inFlight.set(result.attemptId, entry);
     cell.inFlight = entry;
     this.#version++;
@@ -190,7 +192,7 @@ export class MetricsStore {
 
   /** Forgets the snapshots that got no newer one for `inProgressMaxAgeMs`. */
   #expire(): void {
-    const oldest = this.#now() - this.#inProgressMaxAgeMs;
+    const oldest = this.#clock.now() - this.#inProgressMaxAgeMs;
     for (const [attemptId, entry] of this.#inFlight) {
       // Least recently updated first: the first one young enough ends the search.
       if (entry.receivedAt >= oldest) break;
@@ -311,7 +313,8 @@ export class MetricsStore {
       results: this.#results.size,
       maxResults: this.#maxResults,
       refusedFull: this.#refusedFull,
-      now: this.#now,
+      now: () => this.#clock.now(),
+      wallNow: () => this.#clock.wallNow(),
     }, options);
     this.#cached = { version: this.#version, options: key, summary };
     return summary;

@@ -35,7 +35,7 @@ Deno.test("results are kept once per attempt id, up to the cap", () => {
 });
 
 Deno.test("summary: done, failed, retrying and pending per node and per image", () => {
-  const store = new MetricsStore({ now: () => 0 });
+  const store = new MetricsStore({ clock: { now: () => 0, wallNow: () => 0 } });
   store.add(result("n1", "a", "pulled", { durationMs: 100, sizeBytes: 10 }));
   store.add(result("n1", "b", "present", { sizeBytes: 20 }));
   store.add(result("n2", "a", "attempt-failed", { error: "timeout" }));
@@ -147,7 +147,7 @@ function snapshot(
 }
 
 Deno.test("in-progress: the latest per attempt is kept apart and never counts as an attempt", () => {
-  const store = new MetricsStore({ now: () => 0 });
+  const store = new MetricsStore({ clock: { now: () => 0, wallNow: () => 0 } });
   assert.equal(store.add(snapshot("n1", "a", "x", 2_000)), "added");
   assert.equal(store.add(snapshot("n1", "a", "x", 4_000)), "added", "a newer snapshot replaces");
   assert.equal(store.add(snapshot("n1", "a", "x", 3_000)), "duplicate", "an older one is stale");
@@ -190,7 +190,7 @@ Deno.test("in-progress: the latest per attempt is kept apart and never counts as
 });
 
 Deno.test("in-progress: the attempt's own result (same attempt id) supersedes it and is stored", () => {
-  const store = new MetricsStore({ now: () => 0 });
+  const store = new MetricsStore({ clock: { now: () => 0, wallNow: () => 0 } });
   store.add(snapshot("n1", "a", "x", 2_000));
   const before = store.version;
   assert.equal(
@@ -212,7 +212,7 @@ Deno.test("in-progress: the attempt's own result (same attempt id) supersedes it
 });
 
 Deno.test("in-progress: a later attempt's result or snapshot of the same node and image ends it", () => {
-  const store = new MetricsStore({ now: () => 0 });
+  const store = new MetricsStore({ clock: { now: () => 0, wallNow: () => 0 } });
   store.add(snapshot("n1", "a", "old", 2_000, { startedAt: 1000 }));
   // The node's run died; its next run pulled the image.
   store.add(result("n1", "a", "pulled", { startedAt: 2000 }));
@@ -231,7 +231,12 @@ Deno.test("in-progress: a later attempt's result or snapshot of the same node an
 
 Deno.test("in-progress: bounded, the least recently updated forgotten first, and aged out", () => {
   let now = 0;
-  const store = new MetricsStore({ maxInProgress: 2, inProgressMaxAgeMs: 60_000, now: () => now });
+  let wallStep = 0;
+  const store = new MetricsStore({
+    maxInProgress: 2,
+    inProgressMaxAgeMs: 60_000,
+    clock: { now: () => now, wallNow: () => now + wallStep },
+  });
   store.add(snapshot("n1", "a", "x", 1_000));
   store.add(snapshot("n2", "a", "y", 1_000));
   store.add(snapshot("n1", "a", "x", 2_000)); // x is now the most recent
@@ -241,6 +246,8 @@ Deno.test("in-progress: bounded, the least recently updated forgotten first, and
   now = 30_000;
   store.add(snapshot("n3", "a", "z", 2_000));
   now = 61_000;
+  // The server's wall clock steps an hour back: ages are measured on the monotonic clock.
+  wallStep = -3_600_000;
   assert.deepEqual([...store.inProgress()].map((r) => r.attemptId), ["z"], "x aged out");
   const summary = store.summary();
   assert.equal(summary.progress.downloading, 1);

@@ -21,7 +21,14 @@ import {
   SERVER_ID_METADATA_KEY,
   type WireResult,
 } from "../protocol.ts";
-import { bearerToken, type TokenCheck } from "../../core/bearer_token.ts";
+import {
+  authorizationOf,
+  grpcStatusOf,
+  isRefusal,
+  type NodeCaller,
+  type Refusal,
+  type ServerAuth,
+} from "../../core/bearer_token.ts";
 import { type MetricsStore, StoreFullError } from "./store.ts";
 import type { WarnOnce } from "./warn_once.ts";
 
@@ -39,8 +46,8 @@ export interface SubmitHandlerOptions {
   logger: Logger;
   /** Logs each kind of client problem once. */
   warnOnce: WarnOnce;
-  /** Checks the bearer token of each stream. */
-  authorized: TokenCheck;
+  /** Authenticates each stream, and says which node each of its results may be recorded for. */
+  auth: ServerAuth;
   /** This server run's identity, sent after every stream. */
   serverId: string;
   /** Where accepted attempts are also written, if anywhere. */
@@ -91,7 +98,7 @@ function malformed(kind: string, code: grpc.status, message: string): Malformed 
 export function submitHandler(
   options: SubmitHandlerOptions,
 ): grpc.handleClientStreamingCall<unknown, unknown> {
-  return (call, callback) => new SubmitStream(options, call, callback).start();
+  return (call, callback) => void new SubmitStream(options, call, callback).start();
 }
 
 /** One client stream, from its metadata to its answer. */
@@ -101,6 +108,7 @@ class SubmitStream {
   readonly #callback: grpc.sendUnaryData<unknown>;
   readonly #peer: string;
   #done = false;
+  #caller?: NodeCaller;
   #received = 0;
   #added = 0;
   /**
@@ -120,27 +128,32 @@ class SubmitStream {
     this.#peer = call.getPeer();
   }
 
-  start(): void {
-    const presented = bearerToken(String(this.#call.metadata.get("authorization")[0] ?? ""));
-    if (!this.#options.authorized(presented)) {
-      this.#options.warnOnce("unauthenticated", "refused a submit without the right bearer token", {
-        peer: this.#peer,
-      });
-      this.#finish({
-        code: grpc.status.UNAUTHENTICATED,
-        details: "this server needs the bearer token of its --token-file",
-      });
-      return;
-    }
-    this.#call.on("data", (message: unknown) => this.#onMessage(message));
-    this.#call.on("end", () => {
-      this.#options.logger.debug("stream received", this.#counts());
-      this.#finish(null);
-    });
+  async start(): Promise<void> {
+    // Listening for errors first: the stream may break while its caller is being checked.
     this.#call.on("error", (error) => {
       this.#options.logger.debug("stream broke", { ...this.#counts(), error: error.message });
       this.#journal();
       this.#done = true;
+    });
+    const caller = await this.#options.auth.node(authorizationOf(this.#call.metadata)).catch(
+      (error): Refusal => ({
+        refused: "unavailable",
+        message: `cannot check the caller (${error})`,
+      }),
+    );
+    if (isRefusal(caller)) {
+      this.#options.warnOnce(`refused-${caller.refused}`, "refused a submit", {
+        peer: this.#peer,
+        error: caller.message,
+      });
+      this.#finish({ code: grpcStatusOf(caller), details: caller.message });
+      return;
+    }
+    this.#caller = caller;
+    this.#call.on("data", (message: unknown) => this.#onMessage(message));
+    this.#call.on("end", () => {
+      this.#options.logger.debug("stream received", this.#counts());
+      this.#finish(null);
     });
   }
 
@@ -165,7 +178,9 @@ class SubmitStream {
 
   #store(message: Partial<WireResult>): void {
     const { store } = this.#options;
-    const result = resultFromWire(message, (text) => store.intern(text));
+    const node = this.#caller!.nodeFor(message.node ?? "");
+    if (isRefusal(node)) throw node;
+    const result = resultFromWire({ ...message, node }, (text) => store.intern(text));
     if (store.add(result) !== "added") return;
     this.#added++;
     if (result.outcome !== "in-progress") this.#unjournaled.push(result);
@@ -175,6 +190,7 @@ class SubmitStream {
   #refusal(error: unknown): Partial<grpc.StatusObject> {
     const { warnOnce, logger } = this.#options;
     const peer = this.#peer;
+    if (isRefusal(error)) return { code: grpcStatusOf(error), details: error.message };
     if (error instanceof InvalidResultError) {
       warnOnce(error.kind, "rejected an invalid result", { peer, error: error.message });
       return { code: grpc.status.INVALID_ARGUMENT, details: error.message };

@@ -42,8 +42,10 @@ export interface SummarySource {
   maxResults: number;
   /** Results refused because the store was full. */
   refusedFull: number;
-  /** The current time in milliseconds since the epoch. */
+  /** The time of the clock snapshots were received on (monotonic), for their ages. */
   now: () => number;
+  /** The current time in milliseconds since the epoch, stamped on the summary. */
+  wallNow: () => number;
 }
 
 /** Overall progress, as {@linkcode MetricsSummary.progress} holds it. */
@@ -109,6 +111,7 @@ interface Walk {
  *   maxResults: 10,
  *   refusedFull: 0,
  *   now: () => 0,
+ *   wallNow: () => 0,
  * }, { grid: true });
  * assert.equal(summary.progress.complete, false);
  * assert.deepEqual(summary.grid, { images: [], nodes: [], states: [], durations: [] });
@@ -121,7 +124,7 @@ export function summarize(source: SummarySource, options: SummaryOptions = {}): 
   for (const name of nodeNames) walkNode(walk, name, source.nodes.get(name)!, imageNames.length);
   finishProgress(walk.progress);
   const summary: MetricsSummary = {
-    generated_at: new Date(source.now()).toISOString(),
+    generated_at: new Date(source.wallNow()).toISOString(),
     results: source.results,
     max_results: source.maxResults,
     refused_full: source.refusedFull,

@@ -56,7 +56,7 @@ Deno.test("summarize: error groups, most final failures, then attempts, then ima
 });
 
 Deno.test("summarize: the downloads listed are capped, the progress counts them all", () => {
-  const store = new MetricsStore({ now: () => 10_000 });
+  const store = new MetricsStore({ clock: { now: () => 10_000, wallNow: () => 10_000 } });
   for (const node of ["n3", "n1", "n2"]) {
     store.add(result(node, "a", "in-progress", { bytesReceived: 10, throughputBytesPerSecond: 5 }));
   }
@@ -77,7 +77,8 @@ Deno.test("summarize: an empty source is not complete and stamps the clock's tim
     results: 0,
     maxResults: 5,
     refusedFull: 2,
-    now: () => Date.UTC(2024, 0, 2),
+    now: () => 5,
+    wallNow: () => Date.UTC(2024, 0, 2),
   });
   assert.equal(summary.generated_at, "2024-01-02T00:00:00.000Z");
   assert.deepEqual([summary.max_results, summary.refused_full], [5, 2]);

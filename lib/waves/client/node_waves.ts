@@ -8,6 +8,7 @@
 import type { Clock } from "../../core/clock.ts";
 import { formatDuration } from "../../core/duration.ts";
 import type { Logger } from "../../core/log.ts";
+import type { TokenSource } from "../../core/token_file.ts";
 import type { OpenedPullGate } from "../../pull/gate.ts";
 import { WavesClient } from "./waves_client.ts";
 import { type GateEvent, WavesGate } from "./waves_gate.ts";
@@ -17,7 +18,7 @@ export interface NodeWavesOptions {
   /** `host:port` of the coordinator (the metrics server). */
   endpoint: string;
   /** The bearer token it requires, if any. */
-  token?: string;
+  token?: TokenSource;
   /** This node's name. */
   node: string;
   /** The longest an image waits while the coordinator does not answer. */

@@ -5,6 +5,7 @@
  * @module
  */
 import * as grpc from "@grpc/grpc-js";
+import { currentToken, type TokenSource } from "../../core/token_file.ts";
 import { WavesService, type WireAdmitRequest, type WireAdmitResponse } from "../protocol.ts";
 
 /** Options for {@linkcode WavesClient}. */
@@ -12,7 +13,7 @@ export interface WavesClientOptions {
   /** `host:port` of the coordinator (the aggregate-metrics server's gRPC port). */
   endpoint: string;
   /** The bearer token the server requires, if any. */
-  token?: string;
+  token?: TokenSource;
   /**
    * Close the connection with `close()` (an HTTP/2 GOAWAY). A process about to exit should not:
    * a GOAWAY can abort a Deno server (denoland/deno#36788); see MetricsSubmitterOptions.
@@ -33,7 +34,7 @@ export class WavesRefusedError extends Error {
 /** Calls `/Waves/Admit`. */
 export class WavesClient implements Disposable {
   readonly #client: grpc.Client;
-  readonly #token?: string;
+  readonly #token?: TokenSource;
   readonly #graceful: boolean;
 
   /** Opens a channel to `options.endpoint` (lazily: nothing connects until the first call). */
@@ -52,7 +53,8 @@ export class WavesClient implements Disposable {
    */
   admit(request: WireAdmitRequest, signal: AbortSignal): Promise<WireAdmitResponse> {
     const metadata = new grpc.Metadata();
-    if (this.#token) metadata.set("authorization", `Bearer ${this.#token}`);
+    const token = currentToken(this.#token);
+    if (token) metadata.set("authorization", `Bearer ${token}`);
     return new Promise((resolve, reject) => {
       if (signal.aborted) {
         reject(signal.reason);
@@ -89,8 +91,8 @@ function refusal(error: grpc.ServiceError): WavesRefusedError | undefined {
     case grpc.status.UNAUTHENTICATED:
     case grpc.status.PERMISSION_DENIED:
       return new WavesRefusedError(
-        `the coordinator refused our token (${error.details}); give fetch --metrics-token-file ` +
-          "the token of aggregate-metrics --token-file",
+        `the coordinator refused this node (${error.details}); check that fetch ` +
+          "--metrics-token-file holds a token the server accepts",
         error.code,
       );
     default:

@@ -1,13 +1,22 @@
 /**
  * Serves `/Waves/Admit` over a {@linkcode WaveCoordinator}: applies a node's news (landed,
  * failed, progressed, or its full report after a restart), then decides every image it wants.
- * Callers without the bearer token are refused with UNAUTHENTICATED.
+ * Callers are authenticated by the server's {@linkcode ServerAuth}; a node asks only for itself.
  *
  * @module
  */
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../../core/log.ts";
-import { bearerToken, tokenCheck } from "../../core/bearer_token.ts";
+import {
+  authorizationOf,
+  grpcStatusOf,
+  isRefusal,
+  type NodeCaller,
+  openAuth,
+  type Refusal,
+  type ServerAuth,
+  sharedTokenAuth,
+} from "../../core/bearer_token.ts";
 import type { WaveCoordinator } from "../coordinator.ts";
 import type { WavesSnapshot } from "../snapshot.ts";
 import {
@@ -23,8 +32,10 @@ export interface WavesEndpointOptions {
   coordinator: WaveCoordinator;
   /** Where refusals and (with --debug) decisions are logged. */
   logger: Logger;
-  /** When set, callers must present `Authorization: Bearer <token>`. */
+  /** When set (and `auth` is not), callers must present `Authorization: Bearer <token>`. */
   token?: string;
+  /** Who may ask, and for which node. @default {the `token` check, or everyone} */
+  auth?: ServerAuth;
 }
 
 /** What a gRPC server adds to serve waves, and the picture for the HTTP views. */
@@ -50,25 +61,35 @@ export function retryAfterMs(nodes: number): number {
 /** Builds the `Waves` service over a coordinator. */
 export function wavesEndpoint(options: WavesEndpointOptions): WavesEndpoint {
   const { coordinator, logger } = options;
-  const authorized = tokenCheck(options.token);
+  const auth = options.auth ?? (options.token ? sharedTokenAuth(options.token) : openAuth());
   const serverId = crypto.randomUUID();
   let warned = false;
   const admit = (
     call: grpc.ServerUnaryCall<WireAdmitRequest, WireAdmitResponse>,
     callback: grpc.sendUnaryData<WireAdmitResponse>,
   ) => {
-    if (!authorized(bearerToken(String(call.metadata.get("authorization")[0] ?? "")))) {
-      const fields = { peer: call.getPeer() };
-      if (warned) logger.debug("refused an admission without the right bearer token", fields);
-      else logger.warn("refused an admission without the right bearer token", fields);
+    auth.node(authorizationOf(call.metadata)).then(
+      (caller) => decide(call, callback, caller),
+    ).catch((error) => {
+      logger.error("failed to answer an admission", { error: String(error) });
+      callback({ code: grpc.status.INTERNAL, details: "the coordinator failed to answer" }, null);
+    });
+  };
+  const decide = (
+    call: grpc.ServerUnaryCall<WireAdmitRequest, WireAdmitResponse>,
+    callback: grpc.sendUnaryData<WireAdmitResponse>,
+    caller: NodeCaller | Refusal,
+  ) => {
+    const node = isRefusal(caller) ? caller : caller.nodeFor(call.request.node);
+    if (isRefusal(node)) {
+      const fields = { peer: call.getPeer(), error: node.message };
+      if (warned) logger.debug("refused an admission", fields);
+      else logger.warn("refused an admission (logged once; --debug shows every one)", fields);
       warned = true;
-      callback({
-        code: grpc.status.UNAUTHENTICATED,
-        details: "this server needs the bearer token of its --token-file",
-      }, null);
+      callback({ code: grpcStatusOf(node), details: node.message }, null);
       return;
     }
-    const request = call.request;
+    const request = { ...call.request, node };
     if (!request.node) {
       callback({ code: grpc.status.INVALID_ARGUMENT, details: "AdmitRequest.node is empty" }, null);
       return;
