@@ -146,13 +146,14 @@ testEachContainerd(
 );
 
 testEachContainerd(
-  "a pull cut while unpacking is retried from the kept blobs, and seen unpacking again",
+  "a pull cut while unpacking is retried from the kept blobs and layers, and seen unpacking again",
   async (_t, containerd) => {
     await using stack = await startStack({ containerd });
     const image = await stack.pushImage({
       repository: "big/cut",
-      layerBytes: 200 * MiB,
-      filesPerLayer: 2000,
+      layers: 2,
+      layerBytes: 100 * MiB,
+      filesPerLayer: 3000,
     });
     const ref = image.reference(stack.proxy.host);
     const socket = stack.containerd.socket;
@@ -160,12 +161,21 @@ testEachContainerd(
     using source = new ContainerdProgressSource(socket, { keeper: lease });
     using cri = new CriClient(socket);
     stack.proxy.resetCounters();
+    using leases = new ContainerdLeases(socket);
     const unpacking = async () => (await source.sample([ref])).get(ref)?.unpacking === true;
+    const keptSnapshots = async () =>
+      (await leases.listResources(lease.id, { deadline: Date.now() + 5_000 }))
+        .filter((r) => r.type.startsWith("snapshots/"));
 
-    // Attempt 1 is cut once it unpacks, as an attempt timeout would cut it without this fix.
+    // Attempt 1 is cut while it unpacks, once its first layer is unpacked (and kept), as an
+    // attempt timeout would cut it without this fix.
     const first = new AbortController();
     const cut = cri.pullImage(ref, { signal: first.signal }).catch(() => "cut");
-    assert.ok(await waitUntil(unpacking, { timeoutMs: 30_000, intervalMs: 100 }), "no unpack");
+    const midway = await waitUntil(
+      async () => await unpacking() && (await keptSnapshots()).length > 0,
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
+    assert.ok(midway, "never seen unpacking with a layer unpacked");
     first.abort();
     assert.equal(await cut, "cut");
     // containerd drops the cancelled pull's lease; ours keeps the blobs past its collection.
@@ -177,16 +187,29 @@ testEachContainerd(
 
     // Attempt 2: nothing to download; the same source still attributes the image and sees the
     // unpack (its manifest is complete now).
+    const kept = (await keptSnapshots()).map((r) => r.id);
+    assert.ok(kept.length > 0, "the unpacked layer was not kept");
     const second = cri.pullImage(ref);
     let seen = false;
     let settled = false;
+    const applied = new Set<string>();
     second.finally(() => settled = true).catch(() => {});
     while (!settled) {
       seen ||= await unpacking();
+      for (const { id } of await leases.list({ deadline: Date.now() + 5_000 })) {
+        const resources = await leases.listResources(id, { deadline: Date.now() + 5_000 })
+          .catch(() => []);
+        for (const r of resources) if (r.id.startsWith("extract-")) applied.add(r.id);
+      }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     await second;
     assert.ok(seen, "the retry was never seen unpacking");
+    // The retry applies only the layer that was not unpacked (keys end with the chain ID).
+    assert.ok(applied.size > 0, "the retry applied no layer");
+    for (const key of applied) {
+      assert.ok(!kept.some((id) => key.endsWith(` ${id}`)), `${key} was applied again`);
+    }
     for (const [digest, bytes] of servedPerBlob(stack.proxy.requests, image)) {
       assert.equal(bytes.length, 1, `${digest} was fetched ${bytes.length} times: ${bytes}`);
     }
