@@ -15,9 +15,10 @@
  *   1 MiB / (its rate); a blob smaller than 1 MiB shows 0 until it is committed;
  * - when a CRI pull is cancelled, its ingests disappear at once and the blobs it had already
  *   committed are garbage-collected shortly after, unless another lease holds them: given a
- *   {@linkcode BlobKeeper} (the run's lease), the source hands it every committed blob it shows
- *   and the snapshots their pull committed, so a retry downloads (and unpacks) only what is
- *   missing;
+ *   {@linkcode BlobKeeper} (the run's lease), the source hands it every committed blob it shows,
+ *   the ingests of those being downloaded and the snapshots their pull committed, so a retry
+ *   downloads (and unpacks) only what is missing, resuming a half-downloaded blob where it
+ *   stopped (containerd asks the registry for the rest with a range request);
  * - once every blob has arrived, the pull's lease (leases service) holds an `extract-` snapshot
  *   while a layer is applied: the sample says `unpacking` (see `containerd_leases.ts`).
  *
@@ -335,6 +336,8 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
   #timeoutMs: number;
   #leases: ContainerdLeases;
   #keeper?: BlobKeeper;
+  /** The ingest ref of each blob being downloaded at the last sample, by digest. */
+  #ingestRefs = new Map<string, string>();
   #manifests = new Map<string, ParsedManifest>();
   /** Manifests seen with all their blobs committed, keyed `digest@created_at`. */
   #complete = new Set<string>();
@@ -446,9 +449,10 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
   }
 
   /**
-   * Hands the keeper, for the images shown: their manifests, their committed blobs, and the
-   * snapshots their pulls have committed (so that a retry neither downloads nor unpacks again,
-   * and never finds a parent snapshot collected under it).
+   * Hands the keeper, for the images shown: their manifests, their committed blobs, the ingests
+   * of the blobs being downloaded (a retry resumes them with a range request) and the snapshots
+   * their pulls have committed (so that a retry neither downloads nor unpacks again, and never
+   * finds a parent snapshot collected under it).
    */
   #keep(
     digestsOf: Map<string, Set<string>>,
@@ -461,6 +465,8 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
       for (const digest of digests) {
         const isManifest = this.#manifests.has(digest);
         if (isManifest || committed.has(digest)) resources.push({ id: digest, type: "content" });
+        const ingest = this.#ingestRefs.get(digest);
+        if (ingest) resources.push({ id: ingest, type: "ingests" });
       }
       resources.push(...committedSnapshots(holdings, digests));
     }
@@ -500,12 +506,18 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
     };
   }
 
-  /** The bytes written so far of every blob being downloaded, by digest. */
+  /**
+   * The bytes written so far of every blob being downloaded, by digest; remembers each one's
+   * ingest ref for the keeper.
+   */
   async #ingestOffsets(call: Call): Promise<Map<string, number>> {
     const ingests = new Map<string, number>();
+    this.#ingestRefs.clear();
     for (const status of await this.listIngests(call.signal, call.deadline)) {
       const digest = ingestDigest(status.ref);
-      if (digest) ingests.set(digest, Number(status.offset));
+      if (!digest) continue;
+      ingests.set(digest, Number(status.offset));
+      this.#ingestRefs.set(digest, status.ref);
     }
     return ingests;
   }

@@ -3,9 +3,10 @@
  *
  * containerd garbage-collects the blobs and snapshots a cancelled pull committed as soon as the
  * pull's own lease ends, so without help a retry downloads the whole image again. The run's lease
- * holds every committed blob of the images being pulled and every snapshot their pulls committed
- * (the progress source hands them over as it sees them), and a retry finds them: containerd's
- * fetch skips a blob that is already in the content store, its unpack a layer already unpacked. The lease ends with the run; if `fetch` is killed before it can delete the lease, the
+ * holds every committed blob of the images being pulled, the downloads in progress and every
+ * snapshot their pulls committed (the progress source hands them over as it sees them), and a
+ * retry finds them: containerd's fetch skips a blob that is already in the content store and
+ * resumes a download where it stopped, its unpack skips a layer already unpacked. The lease ends with the run; if `fetch` is killed before it can delete the lease, the
  * label `containerd.io/gc.expire` (the run's overall timeout plus a minute from its start) makes
  * containerd drop it then.
  *
@@ -94,7 +95,7 @@ export class RunLease implements AsyncDisposable {
   }
 
   /**
-   * Makes the lease hold `resources` (committed blobs, `content`, and snapshots,
+   * Makes the lease hold `resources` (committed blobs, `content`; downloads, `ingests`; snapshots,
    * `snapshots/<snapshotter>`), in the background, each once.
    */
   keep(resources: Iterable<LeaseResource>): void {
