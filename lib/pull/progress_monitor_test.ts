@@ -18,7 +18,7 @@ interface Download {
   invisible?: boolean;
   /** The source shows bytes only in steps of this size, as containerd does (1 MiB). */
   stepBytes?: number;
-  /** The source says `unpacking` once every byte has arrived (containerd's `extract-` lease). */
+  /** The source says `unpacking` once every byte has arrived (snapshots in containerd's lease). */
   showsUnpacking?: boolean;
   /** The source says `unpacking` from the first byte on, also while the download stalls. */
   unpackingWhileDownloading?: boolean;

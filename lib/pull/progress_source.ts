@@ -16,7 +16,7 @@ export interface ImageProgress {
   activeDownloads: number;
   /**
    * Set (true) when every blob has arrived and the runtime is applying the image's layers (a
-   * containerd pull's lease holds an `extract-` snapshot); absent otherwise.
+   * containerd pull's lease holds snapshots, until the pull returns); absent otherwise.
    */
   unpacking?: boolean;
 }

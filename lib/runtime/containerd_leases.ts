@@ -3,12 +3,16 @@
  * the leases of pulls in progress hold, and the calls `fetch` makes for a lease of its own.
  *
  * What containerd shows, measured (see `tests/big_image_e2e_test.ts`): a CRI pull holds a lease
- * (label `containerd.io/gc.expire`, 24 h ahead) for as long as it runs. The lease holds the pull's
- * blobs (`content`, the digest), its downloads (`ingests`, e.g. `layer-sha256:<hex>`) and the
- * snapshots it unpacks into (`snapshots/<snapshotter>`). While a layer is applied, its snapshot is
- * active under the key `extract-<n>-<random> sha256:<chain id>`; once applied it is committed
- * under its chain ID. containerd 1.6 and 1.7 prepare the snapshot of a layer before its download
- * ends, so an `extract-` key means "unpacking" only once the image's blobs have all arrived.
+ * (label `containerd.io/gc.expire`, 24 h ahead) for as long as it runs, and containerd deletes it
+ * when the pull returns. The lease holds the pull's blobs (`content`, the digest), its downloads
+ * (`ingests`, e.g. `layer-sha256:<hex>`) and the snapshots it unpacks into
+ * (`snapshots/<snapshotter>`). While a layer is applied, its snapshot is active under the key
+ * `extract-<n>-<random> sha256:<chain id>`; once applied it is committed under its chain ID, and
+ * the next layer's `extract-` snapshot follows a moment later (0.2 to 0.4 s on 1.6, measured with
+ * 256 MiB layers). containerd 1.6 and 1.7 prepare the snapshot of a layer before its download
+ * ends, so a snapshot in a pull's lease means "unpacking" only once the image's blobs have all
+ * arrived; from then until the pull returns (the last layer committed, the image recorded), the
+ * lease holds the image's blobs and at least one snapshot.
  *
  * @module
  */
@@ -73,8 +77,10 @@ export interface LeaseCall {
 }
 
 /**
- * Tells whether a lease that holds one of `digests` (as a blob or a download) is applying a layer
- * into an `extract-` snapshot: the pull that lease belongs to is unpacking.
+ * Tells whether a pull of the image whose blobs and manifests are `digests` is unpacking: a lease
+ * that holds one of them (as a blob or a download) holds a snapshot too, being applied
+ * (`extract-…`) or committed. From its first layer to the pull's return, with no gap between
+ * layers.
  *
  * @example
  * ```ts
@@ -94,7 +100,7 @@ export function isUnpacking(
   digests: ReadonlySet<string>,
 ): boolean {
   return leases.some((lease) =>
-    lease.resources.some((r) => r.type.startsWith("snapshots/") && isExtractKey(r.id)) &&
+    lease.resources.some((r) => r.type.startsWith("snapshots/")) &&
     lease.resources.some((r) => holdsBlob(r, digests))
   );
 }

@@ -19,17 +19,24 @@ Deno.test("a lease holding one of the image's blobs and an extract- snapshot is 
   assert.equal(isUnpacking([byIngest], new Set([layer])), true);
 });
 
-Deno.test("another pull's unpack, or a committed snapshot, is not this image unpacking", () => {
+Deno.test("a pull's lease with a committed snapshot is still unpacking (between layers, finishing)", () => {
+  const between: LeaseHoldings = {
+    id: "p1",
+    resources: [{ type: "content", id: layer }, committed],
+  };
+  assert.equal(isUnpacking([between], new Set([layer])), true);
+});
+
+Deno.test("another pull's unpack, or a lease without snapshots, is not this image unpacking", () => {
   const otherPull: LeaseHoldings = {
     id: "p2",
     resources: [{ type: "content", id: other }, extract],
   };
-  const done: LeaseHoldings = { id: "p1", resources: [{ type: "content", id: layer }, committed] };
-  const notSnapshot: LeaseHoldings = {
+  const downloading: LeaseHoldings = {
     id: "p3",
-    resources: [{ type: "content", id: layer }, { type: "ingests", id: "extract-1" }],
+    resources: [{ type: "content", id: layer }, { type: "ingests", id: `layer-${other}` }],
   };
-  assert.equal(isUnpacking([otherPull, done, notSnapshot], new Set([layer])), false);
+  assert.equal(isUnpacking([otherPull, downloading], new Set([layer])), false);
   assert.equal(isUnpacking([], new Set([layer])), false);
 });
 

@@ -19,8 +19,9 @@
  *   the ingests of those being downloaded and the snapshots their pull committed, so a retry
  *   downloads (and unpacks) only what is missing, resuming a half-downloaded blob where it
  *   stopped (containerd asks the registry for the rest with a range request);
- * - once every blob has arrived, the pull's lease (leases service) holds an `extract-` snapshot
- *   while a layer is applied: the sample says `unpacking` (see `containerd_leases.ts`).
+ * - once every blob has arrived, the pull's lease (leases service) holds a snapshot (the
+ *   `extract-` one a layer is applied into, or those committed) until the pull returns: the sample
+ *   says `unpacking` (see `containerd_leases.ts`).
  *
  * Ambiguity: for an image named by tag, the digest of its manifest is not known while it is
  * pulled, so every manifest of the same repository that is still missing blobs is attributed to
@@ -130,7 +131,7 @@ const LABEL_DISTRIBUTION_SOURCE = "containerd.io/distribution.source";
 const LABEL_FIRST_LAYER = "containerd.io/gc.ref.content.l.0";
 const MAX_MANIFEST_BYTES = 4 << 20;
 const CACHE_LIMIT = 1000;
-/** At most this many leases, the newest, are read for an `extract-` snapshot per sample. */
+/** At most this many leases, the newest, are read for snapshots per sample. */
 export const MAX_LEASES_READ = 64;
 
 /**
@@ -360,10 +361,10 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
 
   /**
    * Samples the progress of `images`. Costs one `ListStatuses`, at most two `List` calls, an
-   * `Info` per digest-pinned manifest not seen yet and a `Read` per manifest not seen yet; and,
-   * with a keeper or when an image's blobs have all arrived, one leases `List` and a
-   * `ListResources` per lease (at most {@linkcode MAX_LEASES_READ}), to see whether it is
-   * unpacking and which snapshots its pull committed. Hands the committed blobs and snapshots of
+   * `Info` per digest-pinned manifest not seen yet and a `Read` per manifest not seen yet, one
+   * leases `List` and a `ListResources` per lease (at most {@linkcode MAX_LEASES_READ}): which
+   * manifests pulls hold (a download faster than a sample ends with a complete manifest that is
+   * still being pulled), whether an image is unpacking and which snapshots its pull committed. Hands the committed blobs and snapshots of
    * every image shown to the keeper, if there is one.
    *
    * @throws {ContentServiceError} When a call fails or the sample exceeds its deadline.
@@ -375,14 +376,19 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
   ): Promise<Map<string, ImageProgress>> {
     const call: Call = { signal: options.signal, deadline: Date.now() + this.#timeoutMs };
     const { tagged, pinned } = this.#parseImages(images);
-    const [ingests, listed, pinnedManifests] = await Promise.all([
+    const [ingests, listed, pinnedManifests, holdings] = await Promise.all([
       this.#ingestOffsets(call),
       this.#repositoryManifests(tagged, call),
       Promise.all(
         pinned.map(([, ref]) => this.#pinnedManifests(ref.digest!, call.signal, call.deadline)),
       ),
+      images.length > 0 ? this.#leaseHoldings(call) : [],
     ]);
-    const candidates = this.#candidates(tagged, listed);
+    const pulling = new Set(
+      holdings.flatMap((lease) => lease.resources.filter((r) => r.type === "content"))
+        .map((r) => r.id),
+    );
+    const candidates = this.#candidates(tagged, listed, pulling);
     const sizes = new Map(listed.map((info) => [info.digest, Number(info.size)]));
     const toRead = new Set([...candidates.values()].flatMap((set) => [...set]));
     await Promise.all(
@@ -398,7 +404,10 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
     /** Per image shown: the digests of its manifests. */
     const manifestsOf = new Map<string, string[]>();
     for (const [image, ref] of tagged) {
-      const progress = this.#taggedProgress(image, ref, listed, candidates.get(image)!, state);
+      const progress = this.#taggedProgress(image, ref, listed, candidates.get(image)!, {
+        ...state,
+        pulling,
+      });
       if (!progress) continue;
       result.set(image, progress);
       manifestsOf.set(image, [...this.#attributed.get(image)!]);
@@ -409,29 +418,26 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
       result.set(image, progressOf(found.map((d) => this.#blobsOf(d)), state));
       manifestsOf.set(image, [ref.digest!, ...found]);
     });
-    await this.#readLeases(result, manifestsOf, state.committed, call);
+    this.#readLeases(result, manifestsOf, state.committed, holdings);
     return result;
   }
 
   /**
    * What the leases tell about the images shown: marks as `unpacking` those whose blobs have all
-   * arrived and whose pull's lease holds an `extract-` snapshot, and hands the keeper what to keep.
+   * arrived and whose pull's lease holds a snapshot, and hands the keeper what to keep.
    */
-  async #readLeases(
+  #readLeases(
     result: Map<string, ImageProgress>,
     manifestsOf: Map<string, string[]>,
     committed: ReadonlyMap<string, number>,
-    call: Call,
-  ): Promise<void> {
+    holdings: readonly LeaseHoldings[],
+  ): void {
     const digestsOf = new Map(
       [...manifestsOf].map(([image, manifests]) => [image, this.#digestsOf(manifests)]),
     );
     const arrived = [...result].filter(([, p]) =>
       p.activeDownloads === 0 && p.totalBytes !== undefined && p.receivedBytes >= p.totalBytes
     );
-    const holdings = digestsOf.size > 0 && (this.#keeper || arrived.length > 0)
-      ? await this.#leaseHoldings(call)
-      : [];
     this.#keep(digestsOf, committed, holdings);
     for (const [image, progress] of arrived) {
       if (isUnpacking(holdings, digestsOf.get(image)!)) {
@@ -473,10 +479,14 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
     this.#keeper.keep(resources);
   }
 
-  /** What the namespace's newest leases hold (the keeper's own lease left out). */
+  /** What the namespace's newest leases hold (the keeper's own lease, and older ones, left out). */
   async #leaseHoldings(call: Call): Promise<LeaseHoldings[]> {
-    const leases = (await this.#leases.list(call))
-      .filter((lease) => lease.id !== this.#keeper?.id)
+    const listed = await this.#leases.list(call);
+    // With a keeper, only the leases made since it: a lease left by a pull that containerd lost
+    // (a restart) would otherwise look like a pull unpacking until it expires a day later.
+    const since = listed.find((lease) => lease.id === this.#keeper?.id)?.createdAt ?? 0;
+    const leases = listed
+      .filter((lease) => lease.id !== this.#keeper?.id && lease.createdAt >= since)
       .sort((a, b) => b.createdAt - a.createdAt)
       .slice(0, MAX_LEASES_READ);
     return await Promise.all(
@@ -536,7 +546,11 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
    * Per tagged image, the manifests of its repository still missing blobs, and those attributed
    * to it before (while they are still in the store).
    */
-  #candidates(tagged: ImageEntry[], listed: RawInfo[]): Map<string, Set<string>> {
+  #candidates(
+    tagged: ImageEntry[],
+    listed: RawInfo[],
+    pulling: ReadonlySet<string>,
+  ): Map<string, Set<string>> {
     const candidates = new Map<string, Set<string>>();
     for (const [image, ref] of tagged) {
       const key = distributionSourceLabelKey(ref.registry);
@@ -544,7 +558,8 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
       const digests = new Set<string>();
       for (const info of listed) {
         if (!labelListsRepository(info.labels?.[key], ref.repository)) continue;
-        if (previous.has(info.digest) || !this.#complete.has(completeKey(info))) {
+        const fresh = previous.has(info.digest) || pulling.has(info.digest);
+        if (fresh || !this.#complete.has(completeKey(info))) {
           digests.add(info.digest);
         }
       }
@@ -573,7 +588,7 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
     ref: ImageReference,
     listed: RawInfo[],
     candidates: Set<string>,
-    state: ContentState,
+    state: ContentState & { pulling: ReadonlySet<string> },
   ): ImageProgress | undefined {
     const mine = listed
       .filter((info) => candidates.has(info.digest))
@@ -582,7 +597,11 @@ export class ContainerdProgressSource implements ProgressSource, Disposable {
         labels: info.labels ?? {},
         blobs: this.#blobsOf(info.digest),
       }));
-    const previous = this.#attributed.get(image) ?? new Set();
+    // Complete manifests that a pull's lease holds are being pulled now, not already on the node.
+    const previous = new Set([
+      ...this.#attributed.get(image) ?? [],
+      ...mine.map((m) => m.digest).filter((digest) => state.pulling.has(digest)),
+    ]);
     const attributed = attributeManifests(ref, mine, previous, state.committed);
     for (const info of listed) {
       const complete = candidates.has(info.digest) && !attributed.includes(info.digest) &&
