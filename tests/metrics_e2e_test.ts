@@ -115,7 +115,7 @@ Deno.test("with --state-file, a server killed and started again still has every 
     );
     assert.match(
       second.stderr(),
-      /restored attempts from the state file.*restored=20|"restored":20/,
+      /restored the state file.*results=20|"results":20/,
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

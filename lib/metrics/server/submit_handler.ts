@@ -22,7 +22,7 @@ import {
   type WireResult,
 } from "../protocol.ts";
 import { bearerToken, type TokenCheck } from "../../core/bearer_token.ts";
-import { type MetricsStore, StoreFullError } from "./store.ts";
+import { type MetricsStore, StoreFullError, StoreLimitError } from "./store.ts";
 import type { WarnOnce } from "./warn_once.ts";
 
 /** Where accepted attempts are written before their stream is acknowledged. */
@@ -183,6 +183,13 @@ class SubmitStream {
       warnOnce("store-full", "refused results: the store is full", {
         peer,
         max_results: error.maxResults,
+      });
+      return { code: grpc.status.RESOURCE_EXHAUSTED, details: error.message };
+    }
+    if (error instanceof StoreLimitError) {
+      warnOnce(`limit-${error.kind}`, "refused a result past a bound", {
+        peer,
+        error: error.message,
       });
       return { code: grpc.status.RESOURCE_EXHAUSTED, details: error.message };
     }

@@ -72,12 +72,14 @@ Deno.test("summarize: an empty source is not complete and stamps the clock's tim
   const summary = summarize({
     nodes: new Map(),
     images: new Map(),
-    instanceNodes: new Map(),
-    errors: new Map(),
     results: 0,
     maxResults: 5,
     refusedFull: 2,
+    staleIgnored: 0,
+    runsCompacted: 0,
+    goneAfterMs: 1_000,
     now: () => Date.UTC(2024, 0, 2),
+    monotonicNow: () => 0,
   });
   assert.equal(summary.generated_at, "2024-01-02T00:00:00.000Z");
   assert.deepEqual([summary.max_results, summary.refused_full], [5, 2]);
