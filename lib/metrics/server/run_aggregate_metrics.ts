@@ -88,6 +88,7 @@ export async function runAggregateMetrics(
     return ExitCode.CannotListen;
   }
   logger.info("aggregate-metrics listening", {
+    address: server.hostname,
     grpc_port: server.grpcPort,
     http_port: server.httpPort,
     max_results: config.maxResults,

@@ -31,10 +31,15 @@ export interface MetricsServerOptions {
    */
   httpPort?: number;
   /**
-   * The address both listen on.
-   * @default {"0.0.0.0"}
+   * The address both listen on. Without it, both listen on `::` (every IPv6 and, dual-stack,
+   * every IPv4 address), or on `0.0.0.0` where IPv6 is unavailable.
    */
   hostname?: string;
+  /**
+   * Addresses to try in turn when `hostname` is not set; the first both ports can listen on wins.
+   * @default {["::", "0.0.0.0"]}
+   */
+  hostnames?: readonly string[];
   /** When set, submits and reads need `Authorization: Bearer <token>` (pages: `?token=`). */
   token?: string;
   /**
@@ -63,6 +68,8 @@ export interface MetricsServer extends AsyncDisposable {
   readonly grpcPort: number;
   /** The HTTP port it listens on. */
   readonly httpPort: number;
+  /** The address both listen on (`::` when dual-stack). */
+  readonly hostname: string;
   /** This run's identity, sent as trailing metadata after every stream. */
   readonly serverId: string;
   /**
@@ -85,10 +92,30 @@ export class MetricsServerStartError extends Error {
   }
 }
 
-/** Starts the gRPC and HTTP servers. */
+/**
+ * Starts the gRPC and HTTP servers, on `options.hostname`, or else on the first of
+ * `options.hostnames` (`::`, then `0.0.0.0`) where both can listen; a fallback is logged.
+ */
 export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
+  const candidates = options.hostname ? [options.hostname] : options.hostnames ?? ["::", "0.0.0.0"];
+  for (const [index, hostname] of candidates.entries()) {
+    try {
+      return await startOn(options, hostname);
+    } catch (error) {
+      const next = candidates[index + 1];
+      if (next === undefined || !(error instanceof MetricsServerStartError)) throw error;
+      options.logger.info("cannot listen on this address; trying the next one", {
+        address: hostname,
+        next,
+        error: error.message,
+      });
+    }
+  }
+  throw new Error("unreachable: no address to listen on");
+}
+
+async function startOn(options: MetricsServerOptions, hostname: string): Promise<MetricsServer> {
   const { store, logger } = options;
-  const hostname = options.hostname ?? "0.0.0.0";
   const serverId = crypto.randomUUID();
   const authorized = tokenCheck(options.token);
   const grpcServer = new grpc.Server({
@@ -130,6 +157,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   return {
     grpcPort,
     httpPort: httpServer.addr.port,
+    hostname,
     serverId,
     shutdown,
     [Symbol.asyncDispose]: () => shutdown(),
