@@ -345,6 +345,74 @@ Deno.test("the HTML report renders the grid in a real headless browser", async (
   }
 });
 
+/** Streams results to the server in one call and waits for its answer. */
+function streamResults(port: number, results: MetricsResult[]): Promise<void> {
+  // Not closed: a GOAWAY can abort the Deno server (denoland/deno#36788).
+  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  return new Promise<void>((resolve, reject) => {
+    const call = client.makeClientStreamRequest(
+      "/Metrics/Submit",
+      (result: MetricsResult) =>
+        MetricsService.service.Submit.requestSerialize(resultToWire(result)),
+      (buffer: Buffer) => buffer,
+      new grpc.Metadata(),
+      {},
+      (error: grpc.ServiceError | null) => error ? reject(error) : resolve(),
+    );
+    for (const result of results) call.write(result);
+    call.end();
+  });
+}
+
+Deno.test("/summary counts each node's current run, and keeps it so across a SIGKILL", async () => {
+  const dir = await Deno.makeTempDir();
+  const args = ["--state-file", `${dir}/results.ndjson`];
+  const pulled = (node: string, image: string, extra: Partial<MetricsResult>): MetricsResult => ({
+    attemptId: crypto.randomUUID(),
+    startedAt: 1_780_000_000,
+    image,
+    node,
+    outcome: "pulled",
+    attempt: 1,
+    durationMs: 1_000,
+    imagesTotal: 2,
+    ...extra,
+  });
+  try {
+    const first = await startMetricsServerProcess({ args });
+    await streamResults(first.grpcPort, [
+      pulled("node-a", "app:1", { runId: "run-1" }),
+      pulled("node-a", "db:1", { runId: "run-1" }),
+      // The original tool's client: no run id.
+      pulled("node-b", "app:1", {}),
+      pulled("node-b", "db:1", {}),
+    ]);
+    assert.equal((await getJson<MetricsSummary>(`${first.url}/summary`)).progress.complete, true);
+    // node-a runs again with a longer list; one image is through so far.
+    await streamResults(first.grpcPort, [
+      pulled("node-a", "app:1", { runId: "run-2", startedAt: 1_780_003_600, imagesTotal: 3 }),
+    ]);
+    const check = async (url: string) => {
+      const summary = await getJson<MetricsSummary>(`${url}/summary?grid=1`);
+      assert.equal(summary.progress.complete, false, "db:1 and cache:1 are not done in run-2");
+      const a = summary.nodes.find((n) => n.node === "node-a")!;
+      assert.deepEqual([a.done, a.pending, a.run_id, a.earlier_runs.runs], [1, 2, "run-2", 1]);
+      assert.equal(summary.grid!.states[0], "Po", "db:1 was done in the run before");
+      assert.equal(summary.results, 3, "run-1's results are counts now");
+    };
+    await check(first.url);
+    await first.stop("SIGKILL");
+
+    await using second = await startMetricsServerProcess({ args });
+    await check(second.url);
+    // A late re-send from run-1 does not count.
+    await streamResults(second.grpcPort, [pulled("node-a", "db:1", { runId: "run-1" })]);
+    await check(second.url);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 /** EKS-style node names, which share their whole right half. */
 const eksName = (n: number) =>
   `ip-10-0-${Math.floor(n / 250)}-${n % 250}.eu-west-1.compute.internal`;
@@ -387,23 +455,11 @@ Deno.test("the report at 1,000 nodes x 50 images: names told apart, failed and s
   // Four plain streams (as many nodes' submitters would): the submitter's per-batch
   // acknowledgements would make this take a minute.
   const results = clusterOfAThousand();
-  const client = new grpc.Client(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());
-  await Promise.all([0, 1, 2, 3].map((part) =>
-    new Promise<void>((resolve, reject) => {
-      const call = client.makeClientStreamRequest(
-        "/Metrics/Submit",
-        (result: MetricsResult) =>
-          MetricsService.service.Submit.requestSerialize(resultToWire(result)),
-        (buffer: Buffer) => buffer,
-        new grpc.Metadata(),
-        {},
-        (error: grpc.ServiceError | null) => error ? reject(error) : resolve(),
-      );
-      for (let i = part; i < results.length; i += 4) call.write(results[i]);
-      call.end();
-    })
-  ));
-  // No client.close(): a GOAWAY can abort the Deno server (denoland/deno#36788).
+  await Promise.all(
+    [0, 1, 2, 3].map((part) =>
+      streamResults(server.grpcPort, results.filter((_, i) => i % 4 === part))
+    ),
+  );
   assert.equal((await getJson<MetricsSummary>(`${server.url}/summary`)).results, results.length);
 
   const output = new URL("./output/", import.meta.url);

@@ -199,3 +199,20 @@ Deno.test("an address it cannot listen on is logged and the next one is used", a
     /cannot listen on this address; trying the next one.*192\.0\.2\.1/,
   );
 });
+
+Deno.test("a long stream is journaled in batches of at most 1,000 results", async () => {
+  const appended: number[] = [];
+  const store = new MetricsStore();
+  await using server = await startMetricsServer({
+    store,
+    logger: new Logger({ write: () => {} }),
+    grpcPort: 0,
+    httpPort: 0,
+    hostname: "127.0.0.1",
+    journal: { append: (results) => void appended.push(results.length) },
+  });
+  const results = Array.from({ length: 2_500 }, (_, i) => sample({ image: `reg/i${i}:1` }));
+  const status = await stream(server.grpcPort, results);
+  assert.equal(status.code, grpc.status.OK);
+  assert.deepEqual(appended, [1_000, 1_000, 500]);
+});

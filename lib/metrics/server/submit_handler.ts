@@ -47,6 +47,9 @@ export interface SubmitHandlerOptions {
   journal?: ResultJournal;
 }
 
+/** The most accepted results a stream holds before writing them to the journal. */
+const JOURNAL_BATCH = 1_000;
+
 const MALFORMED = Symbol("malformed");
 type Malformed = { [MALFORMED]: { kind: string; code: grpc.status; message: string } };
 
@@ -168,7 +171,10 @@ class SubmitStream {
     const result = resultFromWire(message, (text) => store.intern(text));
     if (store.add(result) !== "added") return;
     this.#added++;
-    if (result.outcome !== "in-progress") this.#unjournaled.push(result);
+    if (result.outcome === "in-progress") return;
+    this.#unjournaled.push(result);
+    // A long stream is journaled as it goes, so what it holds back stays bounded.
+    if (this.#unjournaled.length >= JOURNAL_BATCH) this.#journal();
   }
 
   /** The status that ends the stream after `error`, logged once per kind. */
