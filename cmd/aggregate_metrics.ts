@@ -120,7 +120,7 @@ export function aggregateMetricsHelp(): string {
     "serves them over HTTP:",
     "  /          an HTML report: progress, a node x image grid, slowest pulls, errors",
     "  /summary   JSON: per image and per node progress and durations (?grid=1 adds the grid)",
-    "  /metrics   JSON array of every attempt; Prometheus text when the Accept header asks for it",
+    "  /metrics   JSON array of the current runs' attempts; Prometheus text when Accept asks for it",
     "  /healthz   ok (no token needed)",
     "",
     "Flags:",
