@@ -7,7 +7,8 @@
  * refused, and the response times of `/summary`, `/summary?grid=1` and `/`; and how long the
  * restart took until the server answered again (restore included).
  *
- * Run: deno run -A bench/store_scale.ts [runs] [nodes] [images]
+ * Run: deno run -A bench/store_scale.ts [runs] [nodes] [images] [server V8 flags]
+ * (e.g. `--max-old-space-size=256`, passed to the server as DENO_V8_FLAGS)
  */
 import * as grpc from "@grpc/grpc-js";
 import { formatBytes } from "../lib/core/log.ts";
@@ -18,6 +19,7 @@ import { freePort } from "../testing/stack/free_port.ts";
 const RUNS = Number(Deno.args[0] ?? 20);
 const NODES = Number(Deno.args[1] ?? 1_000);
 const IMAGES = Number(Deno.args[2] ?? 50);
+const V8_FLAGS = Deno.args[3];
 const CLIENTS = 4;
 const BATCH = 5_000;
 
@@ -128,9 +130,13 @@ const dir = await Deno.makeTempDir({ prefix: "store-scale-" });
 const stateFile = `${dir}/results.ndjson`;
 const grpcPort = freePort(), httpPort = freePort();
 const args = ["--state-file", stateFile];
+const env: Record<string, string> = V8_FLAGS ? { DENO_V8_FLAGS: V8_FLAGS } : {};
 try {
-  console.log(`store scale: ${RUNS} runs of ${NODES} nodes x ${IMAGES} images, ${CLIENTS} clients`);
-  const first = await startMetricsServerProcess({ grpcPort, httpPort, args });
+  console.log(
+    `store scale: ${RUNS} runs of ${NODES} nodes x ${IMAGES} images, ${CLIENTS} clients` +
+      (V8_FLAGS ? `, server V8 flags ${V8_FLAGS}` : ""),
+  );
+  const first = await startMetricsServerProcess({ grpcPort, httpPort, args, env });
   const clients = Array.from(
     { length: CLIENTS },
     () => new grpc.Client(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure()),
@@ -156,7 +162,7 @@ try {
   await first.stop("SIGKILL");
 
   const restart = performance.now();
-  await using second = await startMetricsServerProcess({ grpcPort, httpPort, args });
+  await using second = await startMetricsServerProcess({ grpcPort, httpPort, args, env });
   const restartMs = Math.round(performance.now() - restart);
   const restored = /"msg":"restored the state file".*?"ms":(\d+)/.exec(second.stderr())?.[1];
   const after = await measure(second.url, second.process.pid, stateFile);

@@ -325,15 +325,15 @@ export class MetricsStore {
     return summary;
   }
 
+  /** Replaces the result's strings by shared equal ones, in place (they are equal). */
   #share(result: MetricsResult): MetricsResult {
-    const shared = { ...result };
-    shared.node = this.intern(result.node);
-    shared.image = this.intern(result.image);
-    if (result.instance) shared.instance = this.intern(result.instance);
-    if (result.imageRef) shared.imageRef = this.intern(result.imageRef);
-    if (result.error) shared.error = this.intern(result.error);
-    if (result.runId) shared.runId = this.intern(result.runId);
-    return shared;
+    result.node = this.intern(result.node);
+    result.image = this.intern(result.image);
+    if (result.instance) result.instance = this.intern(result.instance);
+    if (result.imageRef) result.imageRef = this.intern(result.imageRef);
+    if (result.error) result.error = this.intern(result.error);
+    if (result.runId) result.runId = this.intern(result.runId);
+    return result;
   }
 
   #addInProgress(result: MetricsResult): "added" | "duplicate" {

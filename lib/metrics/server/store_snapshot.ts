@@ -24,11 +24,15 @@ export interface ImageRecord {
   kind: "image";
   /** The image. */
   image: string;
-  /** Its counters (see `ImageCounters`) and largest size. */
+  /** Attempts by outcome (see `ImageCounters`). */
   attempts: Record<string, number>;
+  /** The pull-duration histogram, count per bucket, +Inf last. */
   durationBuckets: number[];
+  /** Sum of the pulls' durations, in seconds. */
   durationSumSeconds: number;
+  /** Bytes pulled. */
   bytesPulled: number;
+  /** The largest size a node reported. */
   size: number;
 }
 
