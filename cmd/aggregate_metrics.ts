@@ -44,8 +44,8 @@ export const AGGREGATE_METRICS_FLAGS = {
     type: "string",
     default: "20000",
     value: "n",
-    help: "The most distinct nodes tracked; past it a gone node makes room, else new ones are " +
-      "refused.",
+    help: "The most distinct nodes tracked; past it one silent for --node-gone-after makes " +
+      "room, else new ones are refused.",
   },
   "max-images": {
     type: "string",
