@@ -14,7 +14,8 @@
  * Everything keyed by what clients send is bounded: results held (`maxResults`), nodes
  * (`maxNodes`; a node not heard from for `goneAfterMs` makes room), images (`maxImages`; an image
  * no node refers to makes room), snapshots in flight (`maxInProgress`), instances per node
- * ({@linkcode MAX_INSTANCES_PER_NODE}), remembered run ids per node and shared strings. Past a
+ * ({@linkcode MAX_INSTANCES_PER_NODE}), images per node ({@linkcode MAX_IMAGES_PER_NODE}),
+ * remembered run ids per node and shared strings. Past a
  * bound a result is refused with a {@linkcode StoreLimitError} naming it.
  *
  * @module
@@ -42,6 +43,9 @@ export const MAX_HELD_PER_CELL = 8;
 
 /** The most prefetcher instances with a current run on one node. */
 export const MAX_INSTANCES_PER_NODE = 16;
+
+/** The most distinct images one node may report (its cells). */
+export const MAX_IMAGES_PER_NODE = 2_000;
 
 /** The most distinct strings shared between results (node, image, instance, error, run id). */
 const MAX_INTERNED = 200_000;
@@ -111,7 +115,10 @@ export class StoreFullError extends Error {
 /** A result would pass one of the store's bounds on what clients send (nodes, images…). */
 export class StoreLimitError extends Error {
   /** Creates the error; `kind` names the bound, for logging once per kind. */
-  constructor(readonly kind: "nodes" | "images" | "instances", message: string) {
+  constructor(
+    readonly kind: "nodes" | "images" | "instances" | "images-per-node",
+    message: string,
+  ) {
     super(message);
     this.name = "StoreLimitError";
   }
@@ -478,6 +485,13 @@ export class MetricsStore {
   #cellOf(node: NodeState, run: NodeRun, name: string, image: ImageState): Cell {
     let cell = node.cells.get(name);
     if (!cell) {
+      if (node.cells.size >= MAX_IMAGES_PER_NODE) {
+        throw new StoreLimitError(
+          "images-per-node",
+          `node ${node.name} already reported ${MAX_IMAGES_PER_NODE} distinct images; results ` +
+            "of more images from it are refused (split the image list across instances)",
+        );
+      }
       cell = {
         image: name,
         run,

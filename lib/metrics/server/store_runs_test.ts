@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import type { MetricsResult, Outcome } from "../protocol.ts";
-import { MAX_HELD_PER_CELL, MetricsStore, StoreFullError, StoreLimitError } from "./store.ts";
+import {
+  MAX_HELD_PER_CELL,
+  MAX_IMAGES_PER_NODE,
+  MetricsStore,
+  StoreFullError,
+  StoreLimitError,
+} from "./store.ts";
 
 let ids = 0;
 function result(
@@ -208,4 +214,15 @@ Deno.test("journal records rebuild the store: runs, counters, earlier cells, sta
   assert.deepEqual([...copy.results()], [...store.results()]);
   assert.equal(copy.summary({ grid: true }).grid!.states[1], "Po", "n2's b: earlier run");
   assert.equal(copy.add(result("n1", "a", "failed", { runId: "r1", error: "x" })), "duplicate");
+});
+
+Deno.test("bounds: at most 2,000 images per node", () => {
+  const store = new MetricsStore();
+  for (let i = 0; i < MAX_IMAGES_PER_NODE; i++) store.add(result("n1", `i${i}`, "pulled"));
+  assert.throws(
+    () => store.add(result("n1", "one-more", "pulled")),
+    (error: Error) =>
+      error instanceof StoreLimitError && /2000 distinct images/.test(error.message),
+  );
+  assert.equal(store.add(result("n2", "one-more", "pulled")), "added", "other nodes may");
 });
