@@ -211,7 +211,10 @@ Deno.test("a long stream is journaled in batches of at most 1,000 results", asyn
     hostname: "127.0.0.1",
     journal: { append: (results) => void appended.push(results.length) },
   });
-  const results = Array.from({ length: 2_500 }, (_, i) => sample({ image: `reg/i${i}:1` }));
+  const results = Array.from(
+    { length: 2_500 },
+    (_, i) => sample({ node: `n${i % 5}`, image: `reg/i${i}:1` }),
+  );
   const status = await stream(server.grpcPort, results);
   assert.equal(status.code, grpc.status.OK);
   assert.deepEqual(appended, [1_000, 1_000, 500]);

@@ -579,7 +579,9 @@ export class MetricsStore {
   #aggregate(result: MetricsResult & { outcome: AttemptOutcome }, place: Place): void {
     const { node, cell, image } = place;
     countAttempt(image, result);
-    cell.held.push(result);
+    // A literal of one: most cells hold one result, and a pushed-to empty array reserves 16.
+    if (cell.held.length === 0) cell.held = [result];
+    else cell.held.push(result);
     if (cell.held.length > MAX_HELD_PER_CELL) {
       const dropped = cell.held.shift()!;
       cell.droppedUpTo = Math.max(cell.droppedUpTo, dropped.startedAt);
