@@ -141,9 +141,13 @@ export function isCurrent(node: NodeState, cell: Cell): boolean {
   return node.runs.get(cell.run.instance) === cell.run;
 }
 
-/** Where a cell stands: downloading first, else its final result, else retrying or pending. */
+/** Where a cell stands: downloading first, else {@linkcode finishedStateOf}. */
 export function cellStateOf(cell: Cell): CellState {
-  if (cell.inFlight) return "downloading";
+  return cell.inFlight ? "downloading" : finishedStateOf(cell);
+}
+
+/** Where a cell stands by its finished attempts: its final result, else retrying or pending. */
+export function finishedStateOf(cell: Cell): Exclude<CellState, "downloading"> {
   if (cell.final) return cell.final.outcome as "pulled" | "present" | "failed";
   return cell.failedAttempts > 0 ? "retrying" : "pending";
 }

@@ -8,7 +8,7 @@
 import { type MetricsResult, OUTCOMES } from "../protocol.ts";
 import {
   type Cell,
-  cellStateOf,
+  finishedStateOf,
   type ImageState,
   type InFlight,
   isCurrent,
@@ -68,6 +68,8 @@ type Progress = MetricsSummary["progress"];
 interface ImageTally {
   /** The instances whose current runs list it. */
   instances: Set<string>;
+  /** The instance added to `instances` last. */
+  lastInstance?: string;
   done: number;
   pulled: number;
   failed: number;
@@ -316,12 +318,16 @@ function walkCell(walk: Walk, tally: NodeTally, node: NodeState, cell: Cell): vo
   const current = isCurrent(node, cell);
   if (cell.inFlight) noteDownload(walk, tally, node.name, cell.inFlight);
   // The counts go by the current run's finished attempts; a download shows in the grid and lists.
-  const state = current ? cellStateOf({ ...cell, inFlight: undefined }) : "pending";
+  const state = current ? finishedStateOf(cell) : "pending";
   const stats = walk.perImage.get(cell.image)!;
   if (current) {
     tally.current++;
     tally.failedAttempts += cell.failedAttempts;
-    stats.instances.add(cell.run.instance);
+    // Most cells of an image share one instance: skip the set when it is the last one added.
+    if (stats.lastInstance !== cell.run.instance) {
+      stats.lastInstance = cell.run.instance;
+      stats.instances.add(cell.run.instance);
+    }
     noteErrors(walk, node.name, cell);
     const final = cell.final;
     if (final) {
