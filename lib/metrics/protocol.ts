@@ -217,7 +217,7 @@ export function resultFromWire(
   const storedBytes = count(wire.stored_bytes, "stored_bytes");
   if (storedBytes) result.storedBytes = storedBytes;
   const runId = text(wire.run_id, "run_id", RESULT_LIMITS.runId);
-  if (runId) result.runId = intern(runId);
+  if (runId) result.runId = runId;
   return result;
 }
 

@@ -47,8 +47,14 @@ export const MAX_INSTANCES_PER_NODE = 16;
 /** The most distinct images one node may report (its cells). */
 export const MAX_IMAGES_PER_NODE = 2_000;
 
-/** The most distinct strings shared between results (node, image, instance, error, run id). */
+/** The most distinct strings shared between results (node, image, instance, image ref, error). */
 const MAX_INTERNED = 200_000;
+
+/** The most characters those shared strings hold together; past it new strings are not shared. */
+const MAX_INTERNED_CHARS = 16_000_000;
+
+/** Strings longer than this are never shared (a long error is seldom repeated word for word). */
+const MAX_INTERNED_LENGTH = 512;
 
 /** Options for {@linkcode MetricsStore}. */
 export interface MetricsStoreOptions {
@@ -140,6 +146,7 @@ export class MetricsStore {
   readonly #nodes = new Map<string, NodeState>();
   readonly #images = new Map<string, ImageState>();
   readonly #strings = new Map<string, string>();
+  #internedChars = 0;
   readonly #maxResults: number;
   readonly #maxNodes: number;
   readonly #maxImages: number;
@@ -203,16 +210,29 @@ export class MetricsStore {
     return this.#version;
   }
 
+  /** How many strings the table of shared strings holds. */
+  get sharedStrings(): number {
+    return this.#strings.size;
+  }
+
   /** How many distinct nodes have reported. */
   get nodeCount(): number {
     return this.#nodes.size;
   }
 
-  /** Returns one shared copy of equal strings (node, image and error strings repeat a lot). */
+  /**
+   * Returns one shared copy of equal strings (node, image and error strings repeat a lot), for
+   * strings of up to 512 characters while the table holds fewer than 200,000 strings and 16 M
+   * characters; past that a string is returned as it is.
+   */
   intern(text: string): string {
+    if (text.length > MAX_INTERNED_LENGTH) return text;
     const known = this.#strings.get(text);
     if (known !== undefined) return known;
-    if (this.#strings.size < MAX_INTERNED) this.#strings.set(text, text);
+    if (this.#strings.size < MAX_INTERNED && this.#internedChars < MAX_INTERNED_CHARS) {
+      this.#strings.set(text, text);
+      this.#internedChars += text.length;
+    }
     return text;
   }
 
@@ -339,7 +359,6 @@ export class MetricsStore {
     if (result.instance) result.instance = this.intern(result.instance);
     if (result.imageRef) result.imageRef = this.intern(result.imageRef);
     if (result.error) result.error = this.intern(result.error);
-    if (result.runId) result.runId = this.intern(result.runId);
     return result;
   }
 
@@ -408,6 +427,8 @@ export class MetricsStore {
       this.#version++;
     }
     noteInRun(run, result);
+    // The run's own string, shared by its results without the bounded table of shared strings.
+    if (result.runId) result.runId = run.id;
     node.lastStartedAt = Math.max(node.lastStartedAt, result.startedAt);
     const image = this.#imageState(result.image);
     return { node, cell: this.#cellOf(node, run, result.image, image), image };

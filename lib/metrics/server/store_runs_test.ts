@@ -226,3 +226,16 @@ Deno.test("bounds: at most 2,000 images per node", () => {
   );
   assert.equal(store.add(result("n2", "one-more", "pulled")), "added", "other nodes may");
 });
+
+Deno.test("shared strings: long ones are not kept, so unique errors cannot fill the table", () => {
+  const store = new MetricsStore();
+  store.intern("the attempt timed out after 30s");
+  store.intern("the attempt timed out after 30s");
+  assert.equal(store.sharedStrings, 1);
+  store.intern("x".repeat(512));
+  assert.equal(store.sharedStrings, 2);
+  store.intern("x".repeat(513));
+  assert.equal(store.sharedStrings, 2, "a string over 512 characters is not kept");
+  store.add(result("n1", "a", "pulled", { runId: crypto.randomUUID() }));
+  assert.equal(store.sharedStrings, 4, "node and image, not the run id");
+});
