@@ -98,7 +98,7 @@ export function renderHtmlReport(summary: MetricsSummary, options: HtmlReportOpt
 <table id="errors"><thead><tr><th>image</th><th>error</th><th>attempts</th><th>failed nodes</th><th>nodes</th></tr></thead><tbody></tbody></table>
 ${WAVES_HTML}
 <h2>Images</h2>
-<table id="images"><thead><tr><th>image</th><th>done</th><th>failed</th><th>pending</th><th>p50</th><th>p95</th><th>max</th><th>size</th></tr></thead><tbody></tbody></table>
+<table id="images"><thead><tr><th>image</th><th>done</th><th>failed</th><th>pending</th><th>p50</th><th>p95</th><th>max</th><th>size</th><th>last finished</th></tr></thead><tbody></tbody></table>
 <p class="muted">Raw data: <a href="metrics">/metrics</a> (JSON; Prometheus format for scrapers), <a href="summary">/summary</a>.</p>
 <script type="application/json" id="data">${data}</script>
 <script>const REFRESH_SECONDS = ${refresh};
@@ -241,7 +241,7 @@ function render() {
   fillTable("errors", s.errors, [[r => r.image], [r => r.error, "err"], [r => r.attempts, "num"], [r => r.final_failures, "num"],
     [r => r.nodes.map(short).join(", ") + (r.node_count > r.nodes.length ? " and " + (r.node_count - r.nodes.length) + " more" : "")]]);
   fillTable("images", s.images, [[r => r.image], [r => r.nodes_done, "num"], [r => r.nodes_failed, "num"], [r => r.nodes_pending, "num"],
-    [r => ms(r.p50_ms), "num"], [r => ms(r.p95_ms), "num"], [r => ms(r.max_ms), "num"], [r => bytes(r.size_bytes), "num"]]);
+    [r => ms(r.p50_ms), "num"], [r => ms(r.p95_ms), "num"], [r => ms(r.max_ms), "num"], [r => bytes(r.size_bytes), "num"], [r => when(r.last_finished_at)]]);
   renderWaves(s);
 }
 

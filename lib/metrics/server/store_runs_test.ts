@@ -72,6 +72,7 @@ Deno.test("runs: a run that pulls an image again shows its latest state and when
   const summary = store.summary({ grid: true });
   assert.equal(store.cellState("n1", "a"), "pulled");
   assert.equal(summary.nodes[0].last_finished_at, 3_002);
+  assert.equal(summary.images[0].last_finished_at, 3_002, "the image's latest refresh");
   assert.equal(summary.nodes[0].done, 1);
 });
 

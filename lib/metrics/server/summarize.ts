@@ -70,6 +70,8 @@ interface ImageTally {
   instances: Set<string>;
   /** The instance added to `instances` last. */
   lastInstance?: string;
+  /** When its latest final result on a node finished, in seconds since the epoch. */
+  lastFinishedAt: number;
   done: number;
   pulled: number;
   failed: number;
@@ -202,6 +204,7 @@ function startWalk(
     column: new Map(imageNames.map((image, index) => [image, index])),
     perImage: new Map(imageNames.map((image) => [image, {
       instances: new Set<string>(),
+      lastFinishedAt: 0,
       done: 0,
       pulled: 0,
       failed: 0,
@@ -331,10 +334,9 @@ function walkCell(walk: Walk, tally: NodeTally, node: NodeState, cell: Cell): vo
     noteErrors(walk, node.name, cell);
     const final = cell.final;
     if (final) {
-      tally.lastFinishedAt = Math.max(
-        tally.lastFinishedAt,
-        final.startedAt + Math.round(final.durationMs / 1000),
-      );
+      const finishedAt = final.startedAt + Math.round(final.durationMs / 1000);
+      tally.lastFinishedAt = Math.max(tally.lastFinishedAt, finishedAt);
+      stats.lastFinishedAt = Math.max(stats.lastFinishedAt, finishedAt);
     }
   }
   if (state === "pulled" || state === "present") {
@@ -434,6 +436,7 @@ function imageRow(image: string, walk: Walk, source: SummarySource): ImageSummar
     summary.max_ms = sorted[sorted.length - 1];
   }
   if (counters.size) summary.size_bytes = counters.size;
+  if (stats.lastFinishedAt) summary.last_finished_at = stats.lastFinishedAt;
   return summary;
 }
 

@@ -54,6 +54,11 @@ export interface ImageSummary {
   max_ms?: number;
   /** The largest size a node reported, in bytes. */
   size_bytes?: number;
+  /**
+   * When the image last finished on a node in its current run (pulled, found present or failed:
+   * the latest refresh, with a long-lived client), in seconds since the epoch.
+   */
+  last_finished_at?: number;
 }
 
 /** One image downloading on a node now, from its attempt's latest `in-progress` result. */
