@@ -63,8 +63,11 @@ export interface Cell {
   image: string;
   /** The run the cell's results are from: counted only while it is its node's current run. */
   run: NodeRun;
-  /** The run's finished results of the cell, oldest first, at most `MAX_HELD_PER_CELL`. */
-  held: MetricsResult[];
+  /**
+   * The run's finished results of the cell, oldest first, at most `MAX_HELD_PER_CELL`: none, one
+   * (most cells; no array for it) or several. Read it with {@linkcode heldResults}.
+   */
+  held: MetricsResult | MetricsResult[] | undefined;
   /** The final result that decides the cell, if any. */
   final?: MetricsResult;
   /** Attempts of the image on the node that failed, in the cell's run. */
@@ -134,6 +137,13 @@ export type ImageState = ImageCounters & {
 /** An empty {@linkcode RunHistory}. */
 export function emptyHistory(): RunHistory {
   return { runs: 0, attempts: 0, failedAttempts: 0, pulled: 0, bytesPulled: 0, pullMs: 0 };
+}
+
+/** A cell's held results as a list, oldest first. */
+export function heldResults(cell: Cell): readonly MetricsResult[] {
+  const held = cell.held;
+  if (held === undefined) return [];
+  return Array.isArray(held) ? held : [held];
 }
 
 /** Whether a cell's run is its node's current run (only those count in `/summary`). */

@@ -26,6 +26,7 @@ import {
   cellStateOf,
   DURATION_BUCKETS_SECONDS,
   emptyHistory,
+  heldResults,
   type ImageCounters,
   type ImageState,
   type InFlight,
@@ -516,7 +517,7 @@ export class MetricsStore {
       cell = {
         image: name,
         run,
-        held: [],
+        held: undefined,
         failedAttempts: 0,
         lastFinishedStartedAt: 0,
         droppedUpTo: 0,
@@ -565,8 +566,8 @@ export class MetricsStore {
         finishedAt: cell.final.startedAt + Math.round(cell.final.durationMs / 1000),
       };
     }
-    for (const result of cell.held) this.#fold(node, result);
-    cell.held = [];
+    for (const result of heldResults(cell)) this.#fold(node, result);
+    cell.held = undefined;
     cell.final = undefined;
     cell.failedAttempts = 0;
     cell.lastFinishedStartedAt = 0;
@@ -600,14 +601,7 @@ export class MetricsStore {
   #aggregate(result: MetricsResult & { outcome: AttemptOutcome }, place: Place): void {
     const { node, cell, image } = place;
     countAttempt(image, result);
-    // A literal of one: most cells hold one result, and a pushed-to empty array reserves 16.
-    if (cell.held.length === 0) cell.held = [result];
-    else cell.held.push(result);
-    if (cell.held.length > MAX_HELD_PER_CELL) {
-      const dropped = cell.held.shift()!;
-      cell.droppedUpTo = Math.max(cell.droppedUpTo, dropped.startedAt);
-      this.#fold(node, dropped);
-    }
+    this.#hold(node, cell, result);
     cell.lastFinishedStartedAt = Math.max(cell.lastFinishedStartedAt, result.startedAt);
     // A finished attempt that started later ends any attempt before it.
     const earlier = cell.inFlight;
@@ -616,6 +610,22 @@ export class MetricsStore {
     }
     if (result.outcome === "attempt-failed" || result.outcome === "failed") cell.failedAttempts++;
     if (isFinal(result.outcome) && decides(result, cell.final)) cell.final = result;
+  }
+
+  /** Holds a result in its cell; past the cell's bound the oldest becomes counts. */
+  #hold(node: NodeState, cell: Cell, result: MetricsResult): void {
+    // Most cells hold one result: no array for it.
+    const held = cell.held;
+    if (held === undefined) cell.held = result;
+    else if (!Array.isArray(held)) cell.held = [held, result];
+    else {
+      held.push(result);
+      if (held.length > MAX_HELD_PER_CELL) {
+        const dropped = held.shift()!;
+        cell.droppedUpTo = Math.max(cell.droppedUpTo, dropped.startedAt);
+        this.#fold(node, dropped);
+      }
+    }
   }
 }
 

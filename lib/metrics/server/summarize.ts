@@ -9,6 +9,7 @@ import { type MetricsResult, OUTCOMES } from "../protocol.ts";
 import {
   type Cell,
   finishedStateOf,
+  heldResults,
   type ImageState,
   type InFlight,
   isCurrent,
@@ -369,7 +370,7 @@ function walkCell(walk: Walk, tally: NodeTally, node: NodeState, cell: Cell): vo
 /** Adds a current cell's failed attempts to the error groups. */
 function noteErrors(walk: Walk, node: string, cell: Cell): void {
   if (cell.failedAttempts === 0) return;
-  for (const result of cell.held) {
+  for (const result of heldResults(cell)) {
     if (result.outcome !== "attempt-failed" && result.outcome !== "failed") continue;
     let byMessage = walk.errors.get(cell.image);
     if (!byMessage) walk.errors.set(cell.image, byMessage = new Map());
