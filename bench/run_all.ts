@@ -11,6 +11,7 @@ const BENCHMARKS = [
   "one_node.ts",
   "cluster.ts",
   "aggregator.ts",
+  "store_scale.ts",
   "waves_coordinator.ts",
   "waves_grpc.ts",
 ];
