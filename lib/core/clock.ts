@@ -15,6 +15,17 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
+/**
+ * The real clock on monotonic time: `now()` is `performance.timeOrigin + performance.now()`, in
+ * milliseconds like `Date.now()` but never stepped by a change of the system time, so durations
+ * and deadlines read from it (leases, timeouts) stay right; waits are timers, as in
+ * {@linkcode systemClock}.
+ */
+export const monotonicClock: Clock = {
+  now: () => performance.timeOrigin + performance.now(),
+  sleep: (ms, signal) => systemClock.sleep(ms, signal),
+};
+
 /** The real clock: `Date.now()` and timers. */
 export const systemClock: Clock = {
   now: () => Date.now(),

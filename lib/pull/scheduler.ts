@@ -38,12 +38,17 @@ export interface ImageRuntime {
 export interface PullGate {
   /** Resolves when the image may be pulled; rejects when `signal` aborts. */
   admit(image: string, signal: AbortSignal): Promise<void>;
+  /** The attempt starts: its slot and credentials are there (after `admit`). */
+  started?(image: string): void;
   /** The attempt received bytes. */
   progressed(image: string): void;
   /** The image is on the node. */
   landed(image: string, options: { pulled: boolean }): void;
-  /** The attempt failed; `rateLimited` when the registry answered 429. */
-  failed(image: string, options: { rateLimited: boolean }): void;
+  /**
+   * The attempt failed; `rateLimited` when the registry answered 429, `permanent` when retrying
+   * cannot help (not found, denied).
+   */
+  failed(image: string, options: { rateLimited: boolean; permanent?: boolean }): void;
 }
 
 /** When an image that is already on the node is pulled again, as Kubernetes' `imagePullPolicy`. */
@@ -354,6 +359,7 @@ async function oneAttempt(
   }
   const looked = target.lookupCredentials ? await target.lookupCredentials(run.signal) : [];
   const withCredentials = { ...target, credentials: [...target.credentials, ...looked] };
+  run.options.gate?.started?.(image);
   const startedAt = run.clock.now();
   const attemptId = run.newAttemptId();
   run.emit({
@@ -444,10 +450,11 @@ function afterFailedAttempt(
 ): ImageResult | number {
   const { attempt } = outcome.finished;
   const rateLimited = isRateLimited(lastError);
-  run.options.gate?.failed(target.image, { rateLimited });
+  const permanent = isPermanentPullError(outcome.error);
+  run.options.gate?.failed(target.image, { rateLimited, permanent });
   run.emit({ ...outcome.finished, error: lastError });
   if (run.signal.aborted) return failed(target, attempt, lastError, run);
-  if (isPermanentPullError(outcome.error)) {
+  if (permanent) {
     return { ...failed(target, attempt, lastError, run), failure: "permanent" };
   }
   const delayMs = retryDelay(attempt, rateLimited, run);

@@ -1,7 +1,8 @@
 /**
  * Serves `/Waves/Admit` over a {@linkcode WaveCoordinator}: applies a node's news (landed,
- * failed, progressed, or its full report after a restart), then decides every image it wants.
- * Callers without the bearer token are refused with UNAUTHENTICATED.
+ * failed, progressed, released, or its full report), then decides every image it wants.
+ * Callers without the bearer token are refused with UNAUTHENTICATED; a request past a bound
+ * (`../limits.ts`) with INVALID_ARGUMENT or RESOURCE_EXHAUSTED, nothing of it applied.
  *
  * @module
  */
@@ -9,6 +10,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../../core/log.ts";
 import { bearerToken, tokenCheck } from "../../core/bearer_token.ts";
 import type { WaveCoordinator } from "../coordinator.ts";
+import { checkRequestNames, WavesLimitError } from "../limits.ts";
 import type { WavesSnapshot } from "../snapshot.ts";
 import {
   WavesService,
@@ -73,11 +75,23 @@ export function wavesEndpoint(options: WavesEndpointOptions): WavesEndpoint {
       callback({ code: grpc.status.INVALID_ARGUMENT, details: "AdmitRequest.node is empty" }, null);
       return;
     }
-    callback(null, {
-      decisions: answerAdmit(coordinator, request, logger),
-      server_id: serverId,
-      retry_after_ms: retryAfterMs(coordinator.nodes),
-    });
+    try {
+      callback(null, {
+        decisions: answerAdmit(coordinator, request, logger),
+        server_id: serverId,
+        retry_after_ms: retryAfterMs(coordinator.nodes),
+      });
+    } catch (error) {
+      if (!(error instanceof WavesLimitError)) throw error;
+      const code = error.kind === "invalid"
+        ? grpc.status.INVALID_ARGUMENT
+        : grpc.status.RESOURCE_EXHAUSTED;
+      logger.debug("refused an admission past a bound", {
+        node: request.node,
+        error: error.message,
+      });
+      callback({ code, details: error.message }, null);
+    }
   };
   return {
     definition: WavesService.service,
@@ -88,13 +102,39 @@ export function wavesEndpoint(options: WavesEndpointOptions): WavesEndpoint {
 }
 
 /**
- * Applies a node's news to the coordinator, then decides every image it wants, in order.
+ * Applies a node's news to the coordinator, then decides every image it wants, in order. Throws
+ * a {@linkcode WavesLimitError}, before applying anything, for a request past a bound. The node
+ * is a plain parameter of every coordinator call, taken from `request.node`.
  */
 export function answerAdmit(
   coordinator: WaveCoordinator,
   request: WireAdmitRequest,
   logger?: Logger,
 ): WireDecision[] {
+  const { node } = request;
+  const released = request.released ?? [];
+  const failed = request.failed.map((f) => f.image);
+  const lists = { ...request, released, failed };
+  checkRequestNames({ node, lists: pick(lists, LISTS) }, coordinator.limits);
+  coordinator.assertRoom(node, LISTS.flatMap((field) => lists[field]));
+  applyNews(coordinator, request, released);
+  return request.want.map((image) => {
+    const decision = coordinator.admit(node, image);
+    logger?.debug("admission", { node, image, ...decision });
+    return decision.pull
+      ? { pull: true, first_wave: decision.firstWave, wait_reason: "" }
+      : { pull: false, first_wave: false, wait_reason: decision.reason };
+  });
+}
+
+const LISTS = ["want", "progressed", "pulled", "present", "failed", "released"] as const;
+
+function pick<T, K extends keyof T>(value: T, keys: readonly K[]): Record<string, T[K]> {
+  return Object.fromEntries(keys.map((key) => [key, value[key]]));
+}
+
+/** A node's news: a full report replaces what it was known to have; otherwise each item. */
+function applyNews(coordinator: WaveCoordinator, request: WireAdmitRequest, released: string[]) {
   const { node } = request;
   if (request.full_report) {
     coordinator.restore(node, {
@@ -106,14 +146,11 @@ export function answerAdmit(
     for (const image of request.present) coordinator.landed(node, image, { pulled: false });
     for (const image of request.progressed) coordinator.renew(node, image);
   }
+  for (const image of released) coordinator.release(node, image);
   for (const failure of request.failed) {
-    coordinator.failed(node, failure.image, { rateLimited: failure.rate_limited });
+    coordinator.failed(node, failure.image, {
+      rateLimited: failure.rate_limited,
+      permanent: failure.permanent ?? false,
+    });
   }
-  return request.want.map((image) => {
-    const decision = coordinator.admit(node, image);
-    logger?.debug("admission", { node, image, ...decision });
-    return decision.pull
-      ? { pull: true, first_wave: decision.firstWave, wait_reason: "" }
-      : { pull: false, first_wave: false, wait_reason: decision.reason };
-  });
 }
