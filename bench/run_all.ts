@@ -13,6 +13,7 @@ const BENCHMARKS = [
   "aggregator.ts",
   "waves_coordinator.ts",
   "waves_grpc.ts",
+  "cluster_sim.ts",
 ];
 /** Extra `deno run` flags a benchmark needs. */
 const FLAGS: Record<string, string[]> = { "waves_coordinator.ts": ["--v8-flags=--expose-gc"] };

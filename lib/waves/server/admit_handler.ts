@@ -43,11 +43,17 @@ export interface WavesEndpoint {
 
 /**
  * How long a node should wait before asking again: 1 s, and 1 s more per 2,000 nodes, so that
- * 5,000 polling nodes send about 1,700 requests a second.
+ * 5,000 polling nodes send about 1,700 requests a second; longer when every node asking for as
+ * many images as this one (`wanted`) would ask for more than 20,000 decisions a second (1,000
+ * nodes waiting for 50 images each ask again every 2.5 s), at most 10 s.
  */
-export function retryAfterMs(nodes: number): number {
-  return 1_000 * (1 + Math.floor(nodes / 2_000));
+export function retryAfterMs(nodes: number, wanted = 0): number {
+  const byNodes = 1_000 * (1 + Math.floor(nodes / 2_000));
+  const byDecisions = Math.round(nodes * wanted / DECISIONS_PER_SECOND * 1_000);
+  return Math.min(10_000, Math.max(byNodes, byDecisions));
 }
+
+const DECISIONS_PER_SECOND = 20_000;
 
 /** Builds the `Waves` service over a coordinator. */
 export function wavesEndpoint(options: WavesEndpointOptions): WavesEndpoint {
@@ -79,7 +85,7 @@ export function wavesEndpoint(options: WavesEndpointOptions): WavesEndpoint {
       callback(null, {
         decisions: answerAdmit(coordinator, request, logger),
         server_id: serverId,
-        retry_after_ms: retryAfterMs(coordinator.nodes),
+        retry_after_ms: retryAfterMs(coordinator.nodes, request.want.length),
       });
     } catch (error) {
       if (!(error instanceof WavesLimitError)) throw error;

@@ -84,8 +84,12 @@ Deno.test("a server without waves answers UNIMPLEMENTED, which the client calls 
   assert.equal(summary.waves, undefined);
 });
 
-Deno.test("retryAfterMs grows with the number of nodes", () => {
-  assert.deepEqual([1, 1_999, 2_000, 5_000].map(retryAfterMs), [1_000, 1_000, 2_000, 3_000]);
+Deno.test("retryAfterMs grows with the number of nodes, and with the decisions they would ask", () => {
+  const byNodes = [1, 1_999, 2_000, 5_000].map((nodes) => retryAfterMs(nodes));
+  assert.deepEqual(byNodes, [1_000, 1_000, 2_000, 3_000]);
+  assert.equal(retryAfterMs(1_000, 10), 1_000, "10,000 decisions a second is fine");
+  assert.equal(retryAfterMs(1_000, 50), 2_500, "50,000 would be too many");
+  assert.equal(retryAfterMs(5_000, 1_000), 10_000, "at most 10 s");
 });
 
 Deno.test("a request past a bound is refused whole, with a sentence and the gRPC code", async () => {
