@@ -132,8 +132,9 @@ export async function simulateCluster(options: ClusterSimOptions): Promise<Clust
       return nodeDone(n)();
     }
     finished.set(n, elapsed());
+    // A dead node's images fail as interrupted: only live nodes' failures are wrong.
     const wrong = results.find((r) => r.status === "failed" && !missing.has(r.image));
-    if (wrong) track.wrong.add(n);
+    if (wrong && !roles.dead.has(n)) track.wrong.add(n);
   };
   const delayed = roles.slow.size > 0 ? 500 : 0;
   const all = names.map(async (_, n) => {
