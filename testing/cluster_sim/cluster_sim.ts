@@ -61,6 +61,11 @@ export interface ClusterSimOptions {
   serverArgs?: string[];
   /** @default {8} */
   channels?: number;
+  /**
+   * Send every node's results to `/Metrics/Submit`, as `fetch --metrics-endpoint` does.
+   * @default {true}
+   */
+  metrics?: boolean;
   /** Progress lines. */
   log?: (line: string) => void;
 }
@@ -87,6 +92,10 @@ export interface ClusterSimResult {
   wronglyFailed: number;
   /** Holders the coordinator counts that no live node is (after the run). */
   phantomHolders?: number;
+  /** CPU seconds this process (the simulated nodes) spent. */
+  simCpuSeconds: number;
+  /** CPU seconds the server spent (its last process, when restarted). */
+  serverCpuSeconds: number;
 }
 
 /** Runs one simulated cluster against a new server process, and stops it. */
@@ -99,11 +108,13 @@ export async function simulateCluster(options: ClusterSimOptions): Promise<Clust
   const peakRss = { bytes: 0 };
   const rssTimer = setInterval(() => trackRss(servers.at(-1)!, peakRss), 250);
   const wire = wavesWire(endpoint, options.channels ?? 8);
-  const metrics = metricsWire(endpoint, options.channels ?? 8);
+  // A submitter's buffer is made for one node's results: one per 25 nodes keeps each small.
+  const metrics = metricsWire(endpoint, Math.ceil(options.nodes / 25));
   using network = new SimNetwork({
     originBytesPerSecond: options.originBytesPerSecond,
     cache: options.cache ?? true,
   });
+  const simCpu = await cpuSeconds("self");
   const start = performance.now();
   const elapsed = () => performance.now() - start;
   const [limitFrom, limitTo] = faults.rateLimitWindowMs ?? [-1, -1];
@@ -120,7 +131,9 @@ export async function simulateCluster(options: ClusterSimOptions): Promise<Clust
       bytesPerSecond: options.nodeBytesPerSecond / (roles.slow.has(n) ? 50 : 1),
       registry,
       exchange: options.waves ? wire.exchange(n) : undefined,
-      onEvent: eventSink(names[n], images.length, metrics.submit(n), (e) => track.event(n, e)),
+      onEvent: options.metrics ?? true
+        ? eventSink(names[n], images.length, metrics.submit(n), (e) => track.event(n, e))
+        : (e) => track.event(n, e),
     });
   const runs = new Map<number, SimNodeRun>();
   const finished = new Map<number, number>();
@@ -143,10 +156,11 @@ export async function simulateCluster(options: ClusterSimOptions): Promise<Clust
     await nodeDone(n)();
   });
   const timers = scheduleFaults(faults, roles, runs, servers, args, options.log);
-  const progress = setInterval(
-    () => options.log?.(`  ${(elapsed() / 1000).toFixed(0)} s: ${finished.size} nodes done`),
-    10_000,
-  );
+  const progress = setInterval(async () => {
+    if (!options.log) return;
+    const waves = options.waves ? await wavesTotals(servers.at(-1)!) : "";
+    options.log(`  ${(elapsed() / 1000).toFixed(0)} s: ${finished.size} nodes done${waves}`);
+  }, 10_000);
   const live = options.nodes - roles.dead.size;
   await Promise.race([
     Promise.all(all),
@@ -161,6 +175,8 @@ export async function simulateCluster(options: ClusterSimOptions): Promise<Clust
   await metrics.flush();
   clearInterval(rssTimer);
   await trackRss(servers.at(-1)!, peakRss);
+  const serverCpuSeconds = await cpuSeconds(servers.at(-1)!.process.pid);
+  const simCpuSeconds = await cpuSeconds("self") - simCpu;
   for (const run of runs.values()) run.kill();
   wire.close();
   for (const server of servers) await server.stop("SIGKILL");
@@ -178,6 +194,8 @@ export async function simulateCluster(options: ClusterSimOptions): Promise<Clust
     serverPeakRssBytes: peakRss.bytes,
     wronglyFailed: track.wrong.size,
     phantomHolders,
+    simCpuSeconds,
+    serverCpuSeconds,
   };
 }
 
@@ -263,7 +281,7 @@ function wavesWire(endpoint: string, channels: number) {
   };
 }
 
-/** The `/Metrics/Submit` submitters shared by the nodes. */
+/** The `/Metrics/Submit` submitters shared by the nodes, one channel each. */
 function metricsWire(endpoint: string, channels: number) {
   const logger = new Logger({ write: () => {} });
   const submitters = Array.from(
@@ -320,12 +338,34 @@ class MissingTracker {
   }
 }
 
+/** User + system CPU seconds of a process, from `/proc/<pid>/stat` (0 when it is gone). */
+async function cpuSeconds(pid: number | "self"): Promise<number> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
+    return (fields[11] + fields[12]) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 async function trackRss(server: MetricsServerProcess, peak: { bytes: number }): Promise<void> {
   try {
     const status = await Deno.readTextFile(`/proc/${server.process.pid}/status`);
     const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
     peak.bytes = Math.max(peak.bytes, kb * 1024);
   } catch { /* the process is gone (restarting) */ }
+}
+
+/** The coordinator's totals, for progress lines. */
+async function wavesTotals(server: MetricsServerProcess): Promise<string> {
+  const response = await fetch(`${server.url}/summary`).catch(() => undefined);
+  if (!response?.ok) return "";
+  const { waves } = await response.json();
+  const images = (waves?.images ?? []) as Array<{ have: number; pulling: number; waiting: number }>;
+  const sum = (key: "have" | "pulling" | "waiting") => images.reduce((n, i) => n + i[key], 0);
+  return `; coordinator: ${sum("have")} have, ${sum("pulling")} pulling, ${sum("waiting")} ` +
+    `waiting, ${waves?.decisions} decisions`;
 }
 
 /** Holders in the coordinator's picture beyond the live nodes that hold the image. */
