@@ -3,9 +3,16 @@
  * real scheduler, progress monitor and waves gate over a modelled runtime) against a real
  * `aggregate-metrics` process over the real gRPC protocol (`testing/cluster_sim/`). Per cluster
  * size, side by side: every node pulling everything at once, waves, waves with one image the
- * registry does not have (404), and waves with every fault at once (the 404, 1 % of the nodes
- * dying, 1 % reimaged after their run, 5 nodes on a link 50× slower starting first, 429s from the
- * origin from 2 s to 4 s, the server SIGKILLed at 5 s and restarted 2 s later).
+ * registry does not have (404), waves with 5 nodes on a link 1,000× slower that start first and
+ * seed images (the run waits for the others, not for their own pulls), and waves with every fault
+ * at once (the 404, the slow seeds, 1 % of the nodes dying, 1 % reimaged after their run and
+ * running again, 429s from the origin from 2 s to 4 s, the server SIGKILLed at 5 s and restarted
+ * 2 s later). Columns: seconds until every node (dead and slow ones aside) is done, or how many
+ * were done at the time limit; seconds from the first failure of the 404 image until every node
+ * is done with it; bytes the origin served over the image set; most nodes pulling at once; most
+ * admission decisions answered in one second; the server's peak RSS; holders the coordinator
+ * counts beyond the nodes that hold images at the end (negative: landed news that did not reach
+ * it within fetch's 2 s flush); CPU seconds of the simulated nodes and of the server.
  *
  * The model: 50 images of 0.25–2.5 MiB, each node on a 1 Gbit/s link, the origin's egress
  * 10 Gbit/s, a pull-through cache in front of it. Sizes are a real set's (10–100 MiB) scaled
@@ -29,6 +36,7 @@ const CASES: Array<[string, Partial<ClusterSimOptions>]> = [
   ["all at once", { waves: false }],
   ["waves", { waves: true }],
   ["waves, one 404", { waves: true, faults: { missingImages: 1 } }],
+  ["waves, 5 slow seeds", { waves: true, faults: { slowNodes: 5 } }],
   ["waves, every fault", {
     waves: true,
     faults: {
@@ -57,6 +65,7 @@ const header = [
   "decisions/s",
   "server peak RSS",
   "phantom holders",
+  "CPU s sim/server",
 ].join("  ");
 console.log(header);
 for (const nodes of SIZES) {
@@ -88,6 +97,7 @@ for (const nodes of SIZES) {
       (overrides.waves ? String(result.peakDecisionsPerSecond) : "-").padStart(11),
       formatBytes(result.serverPeakRssBytes).padStart(15),
       String(result.phantomHolders ?? "-").padStart(15),
+      `${result.simCpuSeconds.toFixed(0)}/${result.serverCpuSeconds.toFixed(0)}`.padStart(16),
     ].join("  ");
     console.log(row);
     if (result.wronglyFailed > 0) {

@@ -29,7 +29,11 @@ export interface SimFaults {
   dieWithinMs?: number;
   /** Nodes reimaged (their images gone) after their run, which then run again, same name. */
   reimagedNodes?: number;
-  /** Nodes on a link 50 times slower than the others, started 500 ms before them. */
+  /**
+   * Nodes on a link 1,000 times slower than the others, started 500 ms before them so that they
+   * seed images; the run does not wait for their own pulls (they are not counted as nodes to
+   * finish), only for what they hold back from the others.
+   */
   slowNodes?: number;
   /** Every pull from the origin starting in this window fails with 429 (ms after the start). */
   rateLimitWindowMs?: [number, number];
@@ -123,12 +127,14 @@ export async function simulateCluster(options: ClusterSimOptions): Promise<Clust
   const track = new MissingTracker(missing, elapsed);
   const names = Array.from({ length: options.nodes }, (_, n) => nodeName(n));
   const roles = pickRoles(options.nodes, faults);
+  /** Nodes the run waits for: neither dead nor slow. */
+  const counted = (n: number) => !roles.dead.has(n) && !roles.slow.has(n);
   const runOne = (n: number) =>
     runSimNode({
       name: names[n],
       images,
       network,
-      bytesPerSecond: options.nodeBytesPerSecond / (roles.slow.has(n) ? 50 : 1),
+      bytesPerSecond: options.nodeBytesPerSecond / (roles.slow.has(n) ? 1_000 : 1),
       registry,
       exchange: options.waves ? wire.exchange(n) : undefined,
       onEvent: options.metrics ?? true
@@ -147,10 +153,10 @@ export async function simulateCluster(options: ClusterSimOptions): Promise<Clust
     finished.set(n, elapsed());
     // A dead node's images fail as interrupted: only live nodes' failures are wrong.
     const wrong = results.find((r) => r.status === "failed" && !missing.has(r.image));
-    if (wrong && !roles.dead.has(n)) track.wrong.add(n);
+    if (wrong && counted(n)) track.wrong.add(n);
   };
   const delayed = roles.slow.size > 0 ? 500 : 0;
-  const all = names.map(async (_, n) => {
+  const all = names.map(async (_, n): Promise<void> => {
     if (!roles.slow.has(n)) await new Promise((r) => setTimeout(r, delayed));
     runs.set(n, runOne(n));
     await nodeDone(n)();
@@ -161,14 +167,15 @@ export async function simulateCluster(options: ClusterSimOptions): Promise<Clust
     const waves = options.waves ? await wavesTotals(servers.at(-1)!) : "";
     options.log(`  ${(elapsed() / 1000).toFixed(0)} s: ${finished.size} nodes done${waves}`);
   }, 10_000);
-  const live = options.nodes - roles.dead.size;
+  const live = names.filter((_, n) => counted(n)).length;
   await Promise.race([
-    Promise.all(all),
+    Promise.all(all.filter((_, n) => !roles.slow.has(n))),
     new Promise((r) => setTimeout(r, options.timeoutMs)),
   ]);
   clearInterval(progress);
   timers.forEach(clearTimeout);
-  const doneLive = [...finished.keys()].filter((n) => !roles.dead.has(n));
+  const doneLive = [...finished.keys()].filter(counted);
+  const missingDone = track.doneAfterFirstFailure(live, counted);
   const phantomHolders = options.waves
     ? await countPhantomHolders(servers.at(-1)!, runs, roles, images, finished)
     : undefined;
@@ -187,7 +194,7 @@ export async function simulateCluster(options: ClusterSimOptions): Promise<Clust
     allDoneMs: doneLive.length === live
       ? Math.max(...doneLive.map((n) => finished.get(n)!))
       : undefined,
-    missingDoneAfterFirstFailureMs: track.doneAfterFirstFailure(live, roles.dead),
+    missingDoneAfterFirstFailureMs: missingDone,
     originRatio: network.originBytes / existing,
     peakNodesPulling: network.peakNodesPulling,
     peakDecisionsPerSecond: wire.peakPerSecond(),
@@ -330,9 +337,9 @@ class MissingTracker {
     }
   }
 
-  doneAfterFirstFailure(live: number, dead: Set<number>): number | undefined {
+  doneAfterFirstFailure(live: number, counted: (n: number) => boolean): number | undefined {
     if (this.#firstFailure === undefined) return undefined;
-    const done = [...this.#doneAt].filter(([n]) => !dead.has(n));
+    const done = [...this.#doneAt].filter(([n]) => counted(n));
     if (done.length < live) return undefined;
     return Math.max(...done.map(([, at]) => at)) - this.#firstFailure;
   }
