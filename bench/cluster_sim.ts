@@ -20,7 +20,8 @@
  * (30 s) and fetch's retries run at their real pace: waves' overhead looks larger here than in a
  * real cluster, never smaller.
  *
- * Run: deno run -A bench/cluster_sim.ts [nodes ...]   (default: 1000 5000)
+ * Run: deno run -A bench/cluster_sim.ts [nodes ...] [--only=404,slow]   (default: 1000 5000, every
+ * case; `--only` keeps the cases whose name contains one of the words)
  */
 import { formatBytes } from "../lib/core/log.ts";
 import {
@@ -29,7 +30,9 @@ import {
   simulateCluster,
 } from "../testing/cluster_sim/cluster_sim.ts";
 
-const SIZES = Deno.args.length > 0 ? Deno.args.map(Number) : [1_000, 5_000];
+const ONLY = Deno.args.find((a) => a.startsWith("--only="))?.slice(7).split(",");
+const NUMBERS = Deno.args.filter((a) => !a.startsWith("--")).map(Number);
+const SIZES = NUMBERS.length > 0 ? NUMBERS : [1_000, 5_000];
 const MIB = 1024 * 1024;
 
 const CASES: Array<[string, Partial<ClusterSimOptions>]> = [
@@ -70,6 +73,7 @@ const header = [
 console.log(header);
 for (const nodes of SIZES) {
   for (const [name, overrides] of CASES) {
+    if (ONLY && !ONLY.some((word) => name.includes(word))) continue;
     const faults = { ...overrides.faults };
     if (faults.deadNodes === -1) faults.deadNodes = Math.ceil(nodes / 100);
     if (faults.reimagedNodes === -1) faults.reimagedNodes = Math.ceil(nodes / 100);
