@@ -20,8 +20,10 @@
  * (30 s) and fetch's retries run at their real pace: waves' overhead looks larger here than in a
  * real cluster, never smaller.
  *
- * Run: deno run -A bench/cluster_sim.ts [nodes ...] [--only=404,slow]   (default: 1000 5000, every
- * case; `--only` keeps the cases whose name contains one of the words)
+ * Run: deno run -A bench/cluster_sim.ts [nodes ...] [--only=404,slow] [--repeat=3]   (default:
+ * 1000 5000, every case once; `--only` keeps the cases whose name contains one of the words,
+ * `--repeat` runs each case that many times, one row each, since the timings of one run on a
+ * shared machine vary)
  */
 import { formatBytes } from "../lib/core/log.ts";
 import {
@@ -31,6 +33,7 @@ import {
 } from "../testing/cluster_sim/cluster_sim.ts";
 
 const ONLY = Deno.args.find((a) => a.startsWith("--only="))?.slice(7).split(",");
+const REPEAT = Number(Deno.args.find((a) => a.startsWith("--repeat="))?.slice(9) ?? 1);
 const NUMBERS = Deno.args.filter((a) => !a.startsWith("--")).map(Number);
 const SIZES = NUMBERS.length > 0 ? NUMBERS : [1_000, 5_000];
 const MIB = 1024 * 1024;
@@ -72,7 +75,7 @@ const header = [
 ].join("  ");
 console.log(header);
 for (const nodes of SIZES) {
-  for (const [name, overrides] of CASES) {
+  for (const [name, overrides] of CASES.flatMap((c) => Array(REPEAT).fill(c))) {
     if (ONLY && !ONLY.some((word) => name.includes(word))) continue;
     const faults = { ...overrides.faults };
     if (faults.deadNodes === -1) faults.deadNodes = Math.ceil(nodes / 100);
