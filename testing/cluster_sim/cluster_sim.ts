@@ -94,7 +94,7 @@ export interface ClusterSimResult {
   serverPeakRssBytes: number;
   /** Images that exist but ended failed on some live node. */
   wronglyFailed: number;
-  /** Holders the coordinator counts that no live node is (after the run). */
+  /** Holders the coordinator counts that no live node is (after the run, when all were done). */
   phantomHolders?: number;
   /** CPU seconds this process (the simulated nodes) spent. */
   simCpuSeconds: number;
@@ -176,7 +176,9 @@ export async function simulateCluster(options: ClusterSimOptions): Promise<Clust
   timers.forEach(clearTimeout);
   const doneLive = [...finished.keys()].filter(counted);
   const missingDone = track.doneAfterFirstFailure(live, counted);
-  const phantomHolders = options.waves
+  // Taken before the nodes still running are stopped (their images then fail as interrupted).
+  const wronglyFailed = track.wrong.size;
+  const phantomHolders = options.waves && doneLive.length === live
     ? await countPhantomHolders(servers.at(-1)!, runs, roles, images, finished)
     : undefined;
   await metrics.flush();
@@ -199,7 +201,7 @@ export async function simulateCluster(options: ClusterSimOptions): Promise<Clust
     peakNodesPulling: network.peakNodesPulling,
     peakDecisionsPerSecond: wire.peakPerSecond(),
     serverPeakRssBytes: peakRss.bytes,
-    wronglyFailed: track.wrong.size,
+    wronglyFailed,
     phantomHolders,
     simCpuSeconds,
     serverCpuSeconds,
