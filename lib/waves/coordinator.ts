@@ -10,8 +10,9 @@
  *
  * An admission is a lease that the node renews while it waits for its own slot and then by its
  * pull's progress, and gives back when it will not pull; a node that dies or stalls stops
- * renewing and its slot frees after `leaseMs`. A seed that pulls far longer than seeds usually
- * take gets a second seed beside it ({@linkcode SeedHedge}). A failure retrying cannot fix (the
+ * renewing and its slot frees after `leaseMs`. When every node pulling an image has pulled far
+ * longer than seeds usually take, one more node may pull it beside them ({@linkcode SeedHedge}):
+ * a second seed, or one node past the fanout. A failure retrying cannot fix (the
  * registry has no such image, or refuses it) is learned once: while nodes keep reporting it,
  * every node asking for the image is admitted at once, outside the waves, and each learns it
  * from the registry in one cheap request. The coordinator keeps everything in memory and is
@@ -384,13 +385,15 @@ export class WaveCoordinator {
   #waitReason(id: number, img: ImageState, now: number): WaitReason | undefined {
     const node = this.#nodes[id]!;
     if (img.holders.size === 0) {
-      if (img.leases.size >= this.#firstWave && !this.#hedgeDue(img, now)) return "first-wave";
+      const full = img.leases.size >= this.#firstWave;
+      if (full && !this.#hedgeDue(img, now, this.#firstWave)) return "first-wave";
       if (node.seeds > 0) {
         const patience = this.#spreadWaitMs * (node.seeds > this.#minSeeds() ? 2 : 1);
         if (now - img.firstWantedAt < patience) return "spreading";
       }
-    } else if (img.leases.size >= img.holders.size * this.#fanout) {
-      return "fanout";
+    } else {
+      const bound = img.holders.size * this.#fanout;
+      if (img.leases.size >= bound && !this.#hedgeDue(img, now, bound)) return "fanout";
     }
     if (node.leased.size === 0 && this.#maxNodesPulling > 0) {
       if (this.#nodesPulling >= this.#maxNodesPulling) return "max-nodes-pulling";
@@ -402,9 +405,12 @@ export class WaveCoordinator {
     return undefined;
   }
 
-  /** One more seed beside a full first wave whose every seed has pulled for too long. */
-  #hedgeDue(img: ImageState, now: number): boolean {
-    if (img.leases.size >= this.#firstWave + 1) return false;
+  /**
+   * One more node beside a full wave (first wave or fanout, `bound` leases) whose every node has
+   * pulled for too long: slow nodes that took every slot do not hold the image back.
+   */
+  #hedgeDue(img: ImageState, now: number, bound: number): boolean {
+    if (img.leases.size >= bound + 1) return false;
     const threshold = this.#hedge.thresholdMs;
     for (const lease of img.leases.values()) {
       if (now - lease.grantedAt < threshold) return false;

@@ -228,6 +228,23 @@ Deno.test("a seed far slower than the others gets a second seed beside it", asyn
   assert.deepEqual(waves.admit("c", APP), PULL, "the hedge's copy feeds the fanout");
 });
 
+Deno.test("slow nodes that took every fanout slot get one more node beside them", async () => {
+  const { waves, advance } = setup({ spreadWaitMs: 0, fanout: 2, hedge: { minMs: 10_000 } });
+  waves.admit("seed", APP);
+  waves.landed("seed", APP, { pulled: true });
+  assert.deepEqual(waves.admit("slow-1", APP), PULL);
+  assert.deepEqual(waves.admit("slow-2", APP), PULL);
+  await advance(9_000);
+  waves.renew("slow-1", APP);
+  waves.renew("slow-2", APP);
+  assert.deepEqual(waves.admit("b", APP), wait("fanout"));
+  await advance(1_000);
+  assert.deepEqual(waves.admit("b", APP), PULL, "both pulled for 10 s: one more");
+  assert.deepEqual(waves.admit("c", APP), wait("fanout"), "one, not more");
+  waves.landed("b", APP, { pulled: true });
+  assert.deepEqual(waves.admit("c", APP), PULL, "2 holders × 2: a slot is free");
+});
+
 Deno.test("before any seed landed, a seed is hedged after the longest wait", async () => {
   const { waves, advance } = setup({ hedge: { maxMs: 60_000 } });
   waves.admit("slow", APP);
