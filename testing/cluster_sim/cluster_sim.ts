@@ -17,7 +17,7 @@ import { WavesClient } from "../../lib/waves/client/waves_client.ts";
 import type { WireAdmitRequest, WireAdmitResponse } from "../../lib/waves/protocol.ts";
 import { type MetricsServerProcess, startMetricsServerProcess } from "../metrics_server_process.ts";
 import { SimNetwork } from "./network.ts";
-import { runSimNode, type SimImage, type SimNodeRun } from "./sim_node.ts";
+import { runSimNode, type SimImage, type SimNodeRun, type SimRegistry } from "./sim_node.ts";
 
 /** What can go wrong in a simulated run. */
 export interface SimFaults {
@@ -104,108 +104,173 @@ export interface ClusterSimResult {
 
 /** Runs one simulated cluster against a new server process, and stops it. */
 export async function simulateCluster(options: ClusterSimOptions): Promise<ClusterSimResult> {
-  const faults = options.faults ?? {};
-  const images = imageSet(options.images, options.imageBytes, faults.missingImages ?? 0);
   const args = [...(options.waves ? ["--waves"] : []), ...(options.serverArgs ?? [])];
-  const servers: MetricsServerProcess[] = [await startMetricsServerProcess({ args })];
-  const endpoint = `127.0.0.1:${servers[0].grpcPort}`;
-  const peakRss = { bytes: 0 };
-  const rssTimer = setInterval(() => trackRss(servers.at(-1)!, peakRss), 250);
-  const wire = wavesWire(endpoint, options.channels ?? 8);
-  // A submitter's buffer is made for one node's results: one per 25 nodes keeps each small.
-  const metrics = metricsWire(endpoint, Math.ceil(options.nodes / 25));
-  using network = new SimNetwork({
-    originBytesPerSecond: options.originBytesPerSecond,
-    cache: options.cache ?? true,
-  });
-  const simCpu = await cpuSeconds("self");
-  const start = performance.now();
-  const elapsed = () => performance.now() - start;
-  const [limitFrom, limitTo] = faults.rateLimitWindowMs ?? [-1, -1];
-  const registry = { rateLimiting: () => elapsed() >= limitFrom && elapsed() < limitTo };
-  const missing = new Set(images.filter((i) => i.missing).map((i) => i.name));
-  const track = new MissingTracker(missing, elapsed);
-  const names = Array.from({ length: options.nodes }, (_, n) => nodeName(n));
-  const roles = pickRoles(options.nodes, faults);
-  /** Nodes the run waits for: neither dead nor slow. */
-  const counted = (n: number) => !roles.dead.has(n) && !roles.slow.has(n);
-  const runOne = (n: number) =>
-    runSimNode({
-      name: names[n],
-      images,
-      network,
-      bytesPerSecond: options.nodeBytesPerSecond / (roles.slow.has(n) ? 1_000 : 1),
-      registry,
-      exchange: options.waves ? wire.exchange(n) : undefined,
-      onEvent: options.metrics ?? true
-        ? eventSink(names[n], images.length, metrics.submit(n), (e) => track.event(n, e))
-        : (e) => track.event(n, e),
+  const cluster = new SimCluster(options, args, await startMetricsServerProcess({ args }));
+  try {
+    await cluster.run();
+    return await cluster.measure();
+  } finally {
+    await cluster.stop();
+  }
+}
+
+/** One simulated run: its server(s), wires, network and nodes. */
+class SimCluster {
+  readonly servers: MetricsServerProcess[];
+  readonly images: SimImage[];
+  readonly missing: Set<string>;
+  readonly roles: Roles;
+  readonly names: string[];
+  readonly runs = new Map<number, SimNodeRun>();
+  readonly finished = new Map<number, number>();
+  readonly track: MissingTracker;
+  readonly wire: ReturnType<typeof wavesWire>;
+  readonly metrics: ReturnType<typeof metricsWire>;
+  readonly network: SimNetwork;
+  readonly registry: SimRegistry;
+  readonly peakRss = { bytes: 0 };
+  readonly #rssTimer: ReturnType<typeof setInterval>;
+  readonly #start = performance.now();
+  #simCpu = 0;
+
+  constructor(
+    readonly options: ClusterSimOptions,
+    readonly args: string[],
+    server: MetricsServerProcess,
+  ) {
+    const faults = options.faults ?? {};
+    this.servers = [server];
+    this.images = imageSet(options.images, options.imageBytes, faults.missingImages ?? 0);
+    this.missing = new Set(this.images.filter((i) => i.missing).map((i) => i.name));
+    this.roles = pickRoles(options.nodes, faults);
+    this.names = Array.from({ length: options.nodes }, (_, n) => nodeName(n));
+    this.track = new MissingTracker(this.missing, () => this.elapsed());
+    const endpoint = `127.0.0.1:${server.grpcPort}`;
+    this.wire = wavesWire(endpoint, options.channels ?? 8);
+    // A submitter's buffer is made for one node's results: one per 25 nodes keeps each small.
+    this.metrics = metricsWire(endpoint, Math.ceil(options.nodes / 25));
+    this.network = new SimNetwork({
+      originBytesPerSecond: options.originBytesPerSecond,
+      cache: options.cache ?? true,
     });
-  const runs = new Map<number, SimNodeRun>();
-  const finished = new Map<number, number>();
-  const nodeDone = (n: number) => async (): Promise<void> => {
-    const results = await runs.get(n)!.results;
-    if (roles.reimaged.has(n)) {
-      roles.reimaged.delete(n);
-      runs.set(n, runOne(n));
-      return nodeDone(n)();
+    const [from, to] = faults.rateLimitWindowMs ?? [-1, -1];
+    this.registry = { rateLimiting: () => this.elapsed() >= from && this.elapsed() < to };
+    this.#rssTimer = setInterval(() => trackRss(this.server, this.peakRss), 250);
+  }
+
+  /** The server now (the last one started). */
+  get server(): MetricsServerProcess {
+    return this.servers.at(-1)!;
+  }
+
+  /** Nodes the run waits for: neither dead nor slow. */
+  counted(n: number): boolean {
+    return !this.roles.dead.has(n) && !this.roles.slow.has(n);
+  }
+
+  elapsed(): number {
+    return performance.now() - this.#start;
+  }
+
+  /** Starts every node, with the faults, and waits for them or for the time limit. */
+  async run(): Promise<void> {
+    this.#simCpu = await cpuSeconds("self");
+    const { options, roles } = this;
+    const delayed = roles.slow.size > 0 ? 500 : 0;
+    const all = this.names.map(async (_, n): Promise<void> => {
+      if (!roles.slow.has(n)) await new Promise((r) => setTimeout(r, delayed));
+      this.runs.set(n, this.#runOne(n));
+      await this.#nodeDone(n);
+    });
+    const faults = options.faults ?? {};
+    const timers = scheduleFaults(faults, roles, this.runs, this.servers, this.args, options.log);
+    const progress = setInterval(() => this.#logProgress(), 10_000);
+    await Promise.race([
+      Promise.all(all.filter((_, n) => !roles.slow.has(n))),
+      new Promise((r) => setTimeout(r, options.timeoutMs)),
+    ]);
+    clearInterval(progress);
+    timers.forEach(clearTimeout);
+  }
+
+  /** The figures, taken before the nodes still running are stopped. */
+  async measure(): Promise<ClusterSimResult> {
+    const live = this.names.filter((_, n) => this.counted(n)).length;
+    const doneLive = [...this.finished.keys()].filter((n) => this.counted(n));
+    const allDone = doneLive.length === live;
+    const missingDoneAfterFirstFailureMs = this.track.doneAfterFirstFailure(
+      live,
+      (n) => this.counted(n),
+    );
+    // Taken before the nodes still running are stopped (their images then fail as interrupted).
+    const wronglyFailed = this.track.wrong.size;
+    const phantomHolders = this.options.waves && allDone
+      ? await countPhantomHolders(this.server, this.runs, this.roles, this.images, this.finished)
+      : undefined;
+    await this.metrics.flush();
+    await trackRss(this.server, this.peakRss);
+    const existing = this.images.filter((i) => !i.missing).reduce((sum, i) => sum + i.size, 0);
+    return {
+      liveNodes: live,
+      doneNodes: doneLive.length,
+      allDoneMs: allDone ? Math.max(...doneLive.map((n) => this.finished.get(n)!)) : undefined,
+      missingDoneAfterFirstFailureMs,
+      originRatio: this.network.originBytes / existing,
+      peakNodesPulling: this.network.peakNodesPulling,
+      peakDecisionsPerSecond: this.wire.peakPerSecond(),
+      serverPeakRssBytes: this.peakRss.bytes,
+      wronglyFailed,
+      phantomHolders,
+      simCpuSeconds: await cpuSeconds("self") - this.#simCpu,
+      serverCpuSeconds: await cpuSeconds(this.server.process.pid),
+    };
+  }
+
+  /** Stops the nodes, the wires, the network and every server process. */
+  async stop(): Promise<void> {
+    clearInterval(this.#rssTimer);
+    for (const run of this.runs.values()) run.kill();
+    this.wire.close();
+    this.network[Symbol.dispose]();
+    for (const server of this.servers) await server.stop("SIGKILL");
+  }
+
+  #runOne(n: number): SimNodeRun {
+    const { options, track } = this;
+    const name = this.names[n];
+    const observe = (e: PullEvent) => track.event(n, e);
+    return runSimNode({
+      name,
+      images: this.images,
+      network: this.network,
+      bytesPerSecond: options.nodeBytesPerSecond / (this.roles.slow.has(n) ? 1_000 : 1),
+      registry: this.registry,
+      exchange: options.waves ? this.wire.exchange(n) : undefined,
+      onEvent: options.metrics ?? true
+        ? eventSink(name, this.images.length, this.metrics.submit(n), observe)
+        : observe,
+    });
+  }
+
+  /** Waits for node `n`'s run; a node to reimage runs again, as new, under the same name. */
+  async #nodeDone(n: number): Promise<void> {
+    const results = await this.runs.get(n)!.results;
+    if (this.roles.reimaged.delete(n)) {
+      this.runs.set(n, this.#runOne(n));
+      return await this.#nodeDone(n);
     }
-    finished.set(n, elapsed());
+    this.finished.set(n, this.elapsed());
     // A dead node's images fail as interrupted: only live nodes' failures are wrong.
-    const wrong = results.find((r) => r.status === "failed" && !missing.has(r.image));
-    if (wrong && counted(n)) track.wrong.add(n);
-  };
-  const delayed = roles.slow.size > 0 ? 500 : 0;
-  const all = names.map(async (_, n): Promise<void> => {
-    if (!roles.slow.has(n)) await new Promise((r) => setTimeout(r, delayed));
-    runs.set(n, runOne(n));
-    await nodeDone(n)();
-  });
-  const timers = scheduleFaults(faults, roles, runs, servers, args, options.log);
-  const progress = setInterval(async () => {
-    if (!options.log) return;
-    const waves = options.waves ? await wavesTotals(servers.at(-1)!) : "";
-    options.log(`  ${(elapsed() / 1000).toFixed(0)} s: ${finished.size} nodes done${waves}`);
-  }, 10_000);
-  const live = names.filter((_, n) => counted(n)).length;
-  await Promise.race([
-    Promise.all(all.filter((_, n) => !roles.slow.has(n))),
-    new Promise((r) => setTimeout(r, options.timeoutMs)),
-  ]);
-  clearInterval(progress);
-  timers.forEach(clearTimeout);
-  const doneLive = [...finished.keys()].filter(counted);
-  const missingDone = track.doneAfterFirstFailure(live, counted);
-  // Taken before the nodes still running are stopped (their images then fail as interrupted).
-  const wronglyFailed = track.wrong.size;
-  const phantomHolders = options.waves && doneLive.length === live
-    ? await countPhantomHolders(servers.at(-1)!, runs, roles, images, finished)
-    : undefined;
-  await metrics.flush();
-  clearInterval(rssTimer);
-  await trackRss(servers.at(-1)!, peakRss);
-  const serverCpuSeconds = await cpuSeconds(servers.at(-1)!.process.pid);
-  const simCpuSeconds = await cpuSeconds("self") - simCpu;
-  for (const run of runs.values()) run.kill();
-  wire.close();
-  for (const server of servers) await server.stop("SIGKILL");
-  const existing = images.filter((i) => !i.missing).reduce((sum, i) => sum + i.size, 0);
-  return {
-    liveNodes: live,
-    doneNodes: doneLive.length,
-    allDoneMs: doneLive.length === live
-      ? Math.max(...doneLive.map((n) => finished.get(n)!))
-      : undefined,
-    missingDoneAfterFirstFailureMs: missingDone,
-    originRatio: network.originBytes / existing,
-    peakNodesPulling: network.peakNodesPulling,
-    peakDecisionsPerSecond: wire.peakPerSecond(),
-    serverPeakRssBytes: peakRss.bytes,
-    wronglyFailed,
-    phantomHolders,
-    simCpuSeconds,
-    serverCpuSeconds,
-  };
+    const wrong = results.find((r) => r.status === "failed" && !this.missing.has(r.image));
+    if (wrong && this.counted(n)) this.track.wrong.add(n);
+  }
+
+  async #logProgress(): Promise<void> {
+    if (!this.options.log) return;
+    const waves = this.options.waves ? await wavesTotals(this.server) : "";
+    const seconds = (this.elapsed() / 1000).toFixed(0);
+    this.options.log(`  ${seconds} s: ${this.finished.size} nodes done${waves}`);
+  }
 }
 
 /** The image set: deterministic sizes, the last `missing` of them 404. */
