@@ -69,6 +69,12 @@ export interface WaveCoordinatorOptions {
    */
   leaseMs?: number;
   /**
+   * A node silent this long is forgotten with the images it had (it left the cluster, or came
+   * back under another name), so that holders and nodes known do not grow forever.
+   * @default {86_400_000} (a day)
+   */
+  forgetSilentNodeMs?: number;
+  /**
    * How long an image with no holder waits for a node seeding nothing before a node already
    * seeding another image may seed it too (twice this while a live node seeds fewer).
    * @default {2_000}
@@ -158,6 +164,7 @@ export class WaveCoordinator {
   readonly #maxNodesPulling: number;
   readonly #leaseMs: number;
   readonly #spreadWaitMs: number;
+  readonly #forgetSilentNodeMs: number;
   readonly #aimd: AimdBoundOptions;
   readonly #limits: WavesLimits;
   readonly #hedge: SeedHedge;
@@ -180,6 +187,7 @@ export class WaveCoordinator {
     this.#maxNodesPulling = options.maxNodesPulling ?? 0;
     this.#leaseMs = positive(options.leaseMs ?? 30_000, "leaseMs");
     this.#spreadWaitMs = options.spreadWaitMs ?? 2_000;
+    this.#forgetSilentNodeMs = options.forgetSilentNodeMs ?? 86_400_000;
     this.#aimd = options.aimd ?? {};
     this.#limits = { ...DEFAULT_WAVES_LIMITS, ...options.limits };
     this.#hedge = new SeedHedge(options.hedge);
@@ -452,8 +460,9 @@ export class WaveCoordinator {
   }
 
   /**
-   * Expires leases and waits, forgets images nobody wants, pulls or has, and nodes silent for a
-   * lease that hold nothing; at most four times per lease period.
+   * Expires leases and waits, forgets images nobody wants, pulls or has, nodes silent for a
+   * lease that hold nothing, and nodes silent for `forgetSilentNodeMs` with what they had; at
+   * most four times per lease period.
    */
   #sweep(now: number, force = false): void {
     if (!force && now < this.#nextSweep) return;
@@ -472,6 +481,10 @@ export class WaveCoordinator {
       if (node.live) {
         node.live = false;
         this.#seedHistogram[node.seeds]--;
+      }
+      if (now - node.lastSeen > this.#forgetSilentNodeMs) {
+        for (const img of node.held) img.holders.delete(node.id);
+        node.held.clear();
       }
       if (node.leased.size === 0 && node.held.size === 0) this.#forgetNode(node);
     }

@@ -289,6 +289,18 @@ Deno.test("images and nodes nobody needs any more are forgotten; bounds refuse t
   assert.deepEqual(waves.admit("c", WEB), PULL_FIRST);
 });
 
+Deno.test("a node silent for a day is forgotten with the images it had", async () => {
+  const { waves, advance } = setup({ forgetSilentNodeMs: 86_400_000 });
+  waves.landed("gone", APP, { pulled: true });
+  waves.landed("here", APP, { pulled: true });
+  await advance(86_000_000);
+  waves.landed("here", DB, { pulled: true }); // "here" still talks
+  await advance(500_000);
+  const snapshot = waves.snapshot();
+  assert.deepEqual(snapshot.images.map((i) => [i.image, i.have]), [[APP, 1], [DB, 1]]);
+  assert.equal(snapshot.nodes, 1);
+});
+
 Deno.test("leases are kept per image: many images and nodes keep exact counts", () => {
   // Lease keys were node × 2^21 + image number, which collided past 2^21 images.
   const { waves } = setup({ spreadWaitMs: 0, limits: { maxImages: 5_000 } });
