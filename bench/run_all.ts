@@ -13,6 +13,7 @@ const BENCHMARKS = [
   "aggregator.ts",
   "waves_coordinator.ts",
   "waves_grpc.ts",
+  "waves_flood.ts",
   "cluster_sim.ts",
 ];
 /** Extra `deno run` flags a benchmark needs. */
