@@ -14,6 +14,8 @@ const BENCHMARKS = [
   "store_scale.ts",
   "waves_coordinator.ts",
   "waves_grpc.ts",
+  "waves_flood.ts",
+  "cluster_sim.ts",
 ];
 /** Extra `deno run` flags a benchmark needs. */
 const FLAGS: Record<string, string[]> = { "waves_coordinator.ts": ["--v8-flags=--expose-gc"] };
