@@ -12,8 +12,11 @@ const BENCHMARKS = [
   "one_node.ts",
   "cluster.ts",
   "aggregator.ts",
+  "store_scale.ts",
   "waves_coordinator.ts",
   "waves_grpc.ts",
+  "waves_flood.ts",
+  "cluster_sim.ts",
 ];
 /** Extra `deno run` flags a benchmark needs. */
 const FLAGS: Record<string, string[]> = { "waves_coordinator.ts": ["--v8-flags=--expose-gc"] };

@@ -46,7 +46,28 @@ export const AGGREGATE_METRICS_FLAGS = {
     type: "string",
     default: "1000000",
     value: "n",
-    help: "The most attempts kept in memory (about 600 B each); more are refused.",
+    help: "The most attempts of the nodes' current runs kept in memory (about 600 B each); " +
+      "earlier runs are kept as counts. More are refused.",
+  },
+  "max-nodes": {
+    type: "string",
+    default: "20000",
+    value: "n",
+    help: "The most distinct nodes tracked; past it one silent for --node-gone-after makes " +
+      "room, else new ones are refused.",
+  },
+  "max-images": {
+    type: "string",
+    default: "5000",
+    value: "n",
+    help: "The most distinct images tracked; past it one no node lists makes room, else new " +
+      "ones are refused.",
+  },
+  "node-gone-after": {
+    type: "string",
+    default: "15m",
+    value: "duration",
+    help: "A node with images pending that sent nothing for this long shows as gone, not pending.",
   },
   "state-file": {
     type: "string",
@@ -123,10 +144,11 @@ export function aggregateMetricsHelp(): string {
     "Usage: image-prefetcher aggregate-metrics [flags]",
     "",
     "Collects every pull attempt that `fetch --metrics-endpoint` streams from every node, keeps",
-    "them in memory (one per attempt id) and serves them over HTTP:",
+    "each node's current run in memory (one result per attempt id; earlier runs as counts) and",
+    "serves them over HTTP:",
     "  /          an HTML report: progress, a node x image grid, slowest pulls, errors",
     "  /summary   JSON: per image and per node progress and durations (?grid=1 adds the grid)",
-    "  /metrics   JSON array of every attempt; Prometheus text when the Accept header asks for it",
+    "  /metrics   JSON array of the current runs' attempts; Prometheus text when Accept asks for it",
     "  /healthz   ok (no token needed)",
     "Reads need the Authorization header (never a query string): the --token-file token, or with",
     "--node-service-account a token RBAC lets get the path (nonResourceURLs); --local-http-port",
@@ -166,6 +188,9 @@ export function parseAggregateMetricsArgs(args: string[]): AggregateMetricsInvoc
         ? flags.wholeNumber("local-http-port", 0, 65535)
         : undefined,
       maxResults: flags.wholeNumber("max-results", 1, 100_000_000),
+      maxNodes: flags.wholeNumber("max-nodes", 1, 1_000_000),
+      maxImages: flags.wholeNumber("max-images", 1, 1_000_000),
+      nodeGoneAfterMs: goneAfter(flags),
       tokenFile: flags.string("token-file"),
       stateFile: flags.string("state-file"),
       waves: wavesSettings(flags),
@@ -231,6 +256,12 @@ function wavesSettings(
     maxNodesPulling: flags.wholeNumber("max-nodes-pulling", 0, 100_000),
     leaseMs,
   };
+}
+
+function goneAfter(flags: ParsedFlags<typeof AGGREGATE_METRICS_FLAGS>): number {
+  const ms = flags.duration("node-gone-after");
+  if (ms <= 0) throw new InvalidInputError("--node-gone-after must be longer than 0s, like 15m.");
+  return ms;
 }
 
 const WAVES_FLAGS = ["first-wave", "fanout", "max-nodes-pulling", "lease-timeout"] as const;

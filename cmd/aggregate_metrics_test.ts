@@ -90,3 +90,36 @@ Deno.test("aggregate-metrics refuses a bad account, two kinds of auth, or stray 
     });
   }
 });
+
+Deno.test("aggregate-metrics takes its store bounds and --node-gone-after, with defaults", () => {
+  const plain = parseAggregateMetricsArgs([]);
+  assert.ok(plain.kind === "run");
+  assert.deepEqual(
+    [plain.config.maxNodes, plain.config.maxImages, plain.config.nodeGoneAfterMs],
+    [20_000, 5_000, 900_000],
+  );
+  const tuned = parseAggregateMetricsArgs([
+    "--max-nodes=6000",
+    "--max-images",
+    "300",
+    "--node-gone-after",
+    "5m",
+  ]);
+  assert.ok(tuned.kind === "run");
+  assert.deepEqual(
+    [tuned.config.maxNodes, tuned.config.maxImages, tuned.config.nodeGoneAfterMs],
+    [6_000, 300, 300_000],
+  );
+  for (
+    const [args, message] of [
+      [["--node-gone-after", "0s"], /--node-gone-after must be longer than 0s/],
+      [["--max-nodes", "0"], /--max-nodes must be a whole number from 1/],
+    ] as const
+  ) {
+    assert.throws(() => parseAggregateMetricsArgs([...args]), (e: Error) => {
+      assert.ok(e instanceof InvalidInputError);
+      assert.match(e.message, message);
+      return true;
+    });
+  }
+});

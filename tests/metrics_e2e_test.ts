@@ -5,7 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { Logger } from "../lib/core/log.ts";
-import type { MetricsResult, MetricsResultJson } from "../lib/metrics/protocol.ts";
+import * as grpc from "@grpc/grpc-js";
+import {
+  type MetricsResult,
+  type MetricsResultJson,
+  MetricsService,
+  resultToWire,
+} from "../lib/metrics/protocol.ts";
 import type { MetricsSummary } from "../lib/metrics/server/summary.ts";
 import { MetricsSubmitter } from "../lib/metrics/client/submitter.ts";
 import { startMetricsServerProcess } from "../testing/metrics_server_process.ts";
@@ -115,7 +121,7 @@ Deno.test("with --state-file, a server killed and started again still has every 
     );
     assert.match(
       second.stderr(),
-      /restored attempts from the state file.*restored=20|"restored":20/,
+      /restored the state file.*results=20|"results":20/,
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -330,6 +336,182 @@ Deno.test("the HTML report renders the grid in a real headless browser", async (
     assert.equal(text("pending"), String(expected.pending + expected.retrying));
     assert.equal(text("nodes"), "60");
     assert.match(html, /403 Forbidden/, "the errors are listed");
+
+    const shot = await chromium([`--screenshot=${screenshot}`]);
+    assert.ok(shot.success, new TextDecoder().decode(shot.stderr));
+    assert.ok((await Deno.stat(screenshot)).size > 10_000, "the screenshot is not empty");
+  } finally {
+    await Deno.remove(profile, { recursive: true });
+  }
+});
+
+/** Streams results to the server in one call and waits for its answer. */
+function streamResults(port: number, results: MetricsResult[]): Promise<void> {
+  // Not closed: a GOAWAY can abort the Deno server (denoland/deno#36788).
+  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  return new Promise<void>((resolve, reject) => {
+    const call = client.makeClientStreamRequest(
+      "/Metrics/Submit",
+      (result: MetricsResult) =>
+        MetricsService.service.Submit.requestSerialize(resultToWire(result)),
+      (buffer: Buffer) => buffer,
+      new grpc.Metadata(),
+      {},
+      (error: grpc.ServiceError | null) => error ? reject(error) : resolve(),
+    );
+    for (const result of results) call.write(result);
+    call.end();
+  });
+}
+
+Deno.test("/summary counts each node's current run, and keeps it so across a SIGKILL", async () => {
+  const dir = await Deno.makeTempDir();
+  const args = ["--state-file", `${dir}/results.ndjson`];
+  const pulled = (node: string, image: string, extra: Partial<MetricsResult>): MetricsResult => ({
+    attemptId: crypto.randomUUID(),
+    startedAt: 1_780_000_000,
+    image,
+    node,
+    outcome: "pulled",
+    attempt: 1,
+    durationMs: 1_000,
+    imagesTotal: 2,
+    ...extra,
+  });
+  try {
+    const first = await startMetricsServerProcess({ args });
+    await streamResults(first.grpcPort, [
+      pulled("node-a", "app:1", { runId: "run-1" }),
+      pulled("node-a", "db:1", { runId: "run-1" }),
+      // The original tool's client: no run id.
+      pulled("node-b", "app:1", {}),
+      pulled("node-b", "db:1", {}),
+    ]);
+    assert.equal((await getJson<MetricsSummary>(`${first.url}/summary`)).progress.complete, true);
+    // node-a runs again with a longer list; one image is through so far.
+    await streamResults(first.grpcPort, [
+      pulled("node-a", "app:1", { runId: "run-2", startedAt: 1_780_003_600, imagesTotal: 3 }),
+    ]);
+    const check = async (url: string) => {
+      const summary = await getJson<MetricsSummary>(`${url}/summary?grid=1`);
+      assert.equal(summary.progress.complete, false, "db:1 and cache:1 are not done in run-2");
+      const a = summary.nodes.find((n) => n.node === "node-a")!;
+      assert.deepEqual([a.done, a.pending, a.run_id, a.earlier_runs.runs], [1, 2, "run-2", 1]);
+      assert.equal(summary.grid!.states[0], "Po", "db:1 was done in the run before");
+      assert.equal(summary.results, 3, "run-1's results are counts now");
+    };
+    await check(first.url);
+    await first.stop("SIGKILL");
+
+    await using second = await startMetricsServerProcess({ args });
+    await check(second.url);
+    // A late re-send from run-1 does not count.
+    await streamResults(second.grpcPort, [pulled("node-a", "db:1", { runId: "run-1" })]);
+    await check(second.url);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** EKS-style node names, which share their whole right half. */
+const eksName = (n: number) =>
+  `ip-10-0-${Math.floor(n / 250)}-${n % 250}.eu-west-1.compute.internal`;
+
+/** 1,000 nodes x 50 images: two nodes with failed images, two slow ones, one not finished. */
+function clusterOfAThousand(): MetricsResult[] {
+  const results: MetricsResult[] = [];
+  for (let n = 0; n < 1_000; n++) {
+    const node = eksName(n);
+    const runId = `run-${n}`;
+    for (let i = 0; i < 50; i++) {
+      if (n === 999 && i >= 40) continue;
+      const base = {
+        attemptId: `${n}/${i}`,
+        startedAt: 1_780_000_000,
+        image: `registry.example/team/service-${String(i).padStart(2, "0")}:v1`,
+        node,
+        runId,
+        imagesTotal: 50,
+        sizeBytes: (i + 1) * 10_000_000,
+        attempt: 1,
+      };
+      const failed = (n === 737 && i < 3) || (n === 412 && i === 7);
+      const slow = n === 5 || n === 900 ? 10 : 1;
+      results.push(
+        failed ? { ...base, outcome: "failed", durationMs: 1_200, error: "403 Forbidden" } : {
+          ...base,
+          outcome: "pulled",
+          durationMs: slow * (1_000 + ((n * 31 + i * 17) % 40) * 25),
+        },
+      );
+    }
+  }
+  return results;
+}
+
+Deno.test("the report at 1,000 nodes x 50 images: names told apart, failed and slow nodes first", async () => {
+  await ensureDebianPackages([{ name: "chromium", binary: "chromium" }]);
+  await using server = await startMetricsServerProcess();
+  // Four plain streams (as many nodes' submitters would): the submitter's per-batch
+  // acknowledgements would make this take a minute.
+  const results = clusterOfAThousand();
+  await Promise.all(
+    [0, 1, 2, 3].map((part) =>
+      streamResults(server.grpcPort, results.filter((_, i) => i % 4 === part))
+    ),
+  );
+  assert.equal((await getJson<MetricsSummary>(`${server.url}/summary`)).results, results.length);
+
+  const output = new URL("./output/", import.meta.url);
+  await Deno.mkdir(output, { recursive: true });
+  const screenshot = new URL("report-1000-nodes.png", output).pathname;
+  const profile = await Deno.makeTempDir({ prefix: "chromium-profile-" });
+  const chromium = (extra: string[], query = "") =>
+    new Deno.Command("chromium", {
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        `--user-data-dir=${profile}`,
+        "--window-size=1400,1400",
+        "--virtual-time-budget=3000",
+        ...extra,
+        `${server.url}/${query}`,
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  try {
+    const dom = await chromium(["--dump-dom"]);
+    const html = new TextDecoder().decode(dom.stdout);
+    assert.ok(dom.success, new TextDecoder().decode(dom.stderr));
+    const canvas = /<canvas id="grid"([^>]*)>/.exec(html)?.[1] ?? "";
+    assert.match(canvas, /data-nodes="1000"/, `the grid was not drawn:\n${html.slice(0, 2000)}`);
+    const firstRows = /data-first-rows="([^"]*)"/.exec(canvas)![1].split(" ");
+    assert.deepEqual(firstRows.slice(0, 4), [eksName(737), eksName(412), eksName(5), eksName(900)]);
+    assert.match(html, /without what they all share: …\.eu-west-1\.compute\.internal/);
+    const attention = [
+      ...(/<table id="attention">.*?<tbody>(.*?)<\/tbody>/s.exec(html)?.[1] ?? "")
+        .matchAll(/<tr><td>([^<]*)<\/td><td class="num">(\d+)<\/td>/g),
+    ].map(([, node, failed]) => [node, Number(failed)]);
+    assert.deepEqual(attention, [
+      ["ip-10-0-2-237", 3],
+      ["ip-10-0-1-162", 1],
+      ["ip-10-0-0-5", 0],
+      ["ip-10-0-3-150", 0],
+      ["ip-10-0-3-249", 0],
+    ], "failed, slow and unfinished nodes, and no other");
+
+    const failedOnly = await chromium(["--dump-dom"], "?show=failed");
+    const filtered = /<canvas id="grid"([^>]*)>/.exec(new TextDecoder().decode(failedOnly.stdout))
+      ?.[1] ?? "";
+    assert.match(filtered, /data-shown="2"/, "the filter shows the two failed nodes only");
 
     const shot = await chromium([`--screenshot=${screenshot}`]);
     assert.ok(shot.success, new TextDecoder().decode(shot.stderr));

@@ -123,6 +123,32 @@ Deno.test("waves on a 3-node cluster behind a pull-through cache", async (t) => 
   );
 
   await t.step(
+    "an image the registry does not have: one node learns it, the others try at once",
+    async () => {
+      const [good] = await pushSet(cluster.registry, "waves/beside-missing", 1, 64 * KiB);
+      const missing = `${origin.host}/waves/does-not-exist:v1`;
+      await using server = await coordinator(tokenFile);
+      const runs = await Promise.all([0, 1, 2].map((i) =>
+        cluster.fetch(i, [
+          ...wavesArgs(server, tokenFile, "30s"),
+          missing,
+          good.reference(origin.host),
+        ]).finished
+      ));
+      for (const run of runs) {
+        const failed = run.summary?.images.find((i) => i.image === missing);
+        assert.equal(failed?.failure, "permanent", run.stderr);
+        assert.equal(failed?.attempts, 1);
+      }
+      // Before, each node in turn became the image's first wave and failed; now only one does.
+      const seeds = runs.flatMap((r) => r.events).filter((e) =>
+        e.msg === "image admitted" && e.image === missing && e.wave === "first"
+      );
+      assert.equal(seeds.length, 1, "one first wave for the missing image");
+    },
+  );
+
+  await t.step(
     "the coordinator killed mid-run: every node finishes within the bounded wait",
     async () => {
       const images = await pushSet(cluster.registry, "waves/kill", 2, 96 * KiB);

@@ -87,6 +87,8 @@ export interface MetricsResult {
   totalBytes?: number;
   /** `in-progress`: bytes of the image already in the node's content store, by any attempt. */
   storedBytes?: number;
+  /** The client's run (one `fetch` run), the same on every result of it; absent from old clients. */
+  runId?: string;
 }
 
 /** The `Result` message as grpc-js hands it over (field names as in the `.proto` file). */
@@ -107,6 +109,7 @@ export interface WireResult {
   images_total: number;
   total_bytes: number;
   stored_bytes: number;
+  run_id: string;
 }
 
 /** A result as `GET /metrics` serves it: snake_case keys, empty fields left out. */
@@ -120,6 +123,7 @@ export const RESULT_LIMITS = Object.freeze({
   instance: 253,
   imageRef: 1024,
   error: 4096,
+  runId: 128,
 });
 
 const WIRE_OUTCOMES: Record<Outcome, string> = {
@@ -212,6 +216,8 @@ export function resultFromWire(
   if (totalBytes) result.totalBytes = totalBytes;
   const storedBytes = count(wire.stored_bytes, "stored_bytes");
   if (storedBytes) result.storedBytes = storedBytes;
+  const runId = text(wire.run_id, "run_id", RESULT_LIMITS.runId);
+  if (runId) result.runId = runId;
   return result;
 }
 
@@ -237,6 +243,7 @@ export function resultToWire(result: MetricsResult): WireResult {
     images_total: result.imagesTotal ?? 0,
     total_bytes: result.totalBytes ?? 0,
     stored_bytes: result.storedBytes ?? 0,
+    run_id: result.runId ?? "",
   };
 }
 
@@ -265,6 +272,7 @@ export function resultToJson(result: MetricsResult): MetricsResultJson {
   if (result.imagesTotal) json.images_total = result.imagesTotal;
   if (result.totalBytes) json.total_bytes = result.totalBytes;
   if (result.storedBytes) json.stored_bytes = result.storedBytes;
+  if (result.runId) json.run_id = result.runId;
   return json;
 }
 

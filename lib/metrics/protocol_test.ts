@@ -2,9 +2,11 @@ import assert from "node:assert/strict";
 import {
   InvalidResultError,
   type MetricsResult,
+  MetricsService,
   resultFromWire,
   resultToJson,
   resultToWire,
+  type WireResult,
 } from "./protocol.ts";
 
 const pulled: MetricsResult = {
@@ -122,4 +124,28 @@ Deno.test("an in-progress result carries its bytes, rate and total over the wire
   assert.equal(resultFromWire({ ...wire, outcome: 5 }).outcome, "in-progress");
   assert.deepEqual(resultToJson(snapshot).outcome, "in-progress");
   assert.equal(resultToJson(snapshot).total_bytes, 6_000_000);
+});
+
+Deno.test("run_id (field 17) goes over the wire; a result without one has none", () => {
+  const result: MetricsResult = {
+    attemptId: "a-1",
+    startedAt: 1_700_000_000,
+    image: "docker.io/library/debian:12",
+    node: "node-1",
+    outcome: "pulled",
+    attempt: 1,
+    durationMs: 3_000,
+    runId: "5b0f6c1e-0f57-4a43-9a55-7e1f3c2a4d10",
+  };
+  const bytes = MetricsService.service.Submit.requestSerialize(resultToWire(result));
+  const decoded = MetricsService.service.Submit.requestDeserialize(bytes) as WireResult;
+  assert.equal(decoded.run_id, result.runId);
+  assert.deepEqual(resultFromWire(decoded), result);
+  assert.equal(resultToJson(result).run_id, result.runId);
+  const { runId: _, ...old } = result;
+  assert.equal(resultFromWire(resultToWire(old)).runId, undefined);
+  assert.throws(
+    () => resultFromWire({ ...resultToWire(result), run_id: "x".repeat(129) }),
+    /run_id is 129 characters long; at most 128/,
+  );
 });

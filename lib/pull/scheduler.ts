@@ -38,12 +38,17 @@ export interface ImageRuntime {
 export interface PullGate {
   /** Resolves when the image may be pulled; rejects when `signal` aborts. */
   admit(image: string, signal: AbortSignal): Promise<void>;
+  /** The attempt starts: its slot and credentials are there (after `admit`). */
+  started?(image: string): void;
   /** The attempt received bytes. */
   progressed(image: string): void;
   /** The image is on the node. */
   landed(image: string, options: { pulled: boolean }): void;
-  /** The attempt failed; `rateLimited` when the registry answered 429. */
-  failed(image: string, options: { rateLimited: boolean }): void;
+  /**
+   * The attempt failed; `rateLimited` when the registry answered 429, `permanent` when retrying
+   * cannot help (not found, denied).
+   */
+  failed(image: string, options: { rateLimited: boolean; permanent?: boolean }): void;
 }
 
 /** When an image that is already on the node is pulled again, as Kubernetes' `imagePullPolicy`. */
@@ -378,6 +383,7 @@ async function oneAttempt(
     ? await target.lookupCredentials(run.signal, { renew })
     : [];
   const withCredentials = { ...target, credentials: [...target.credentials, ...looked] };
+  run.options.gate?.started?.(image);
   const startedAt = run.clock.now();
   const startedAtWall = run.clock.wallNow();
   const attemptId = run.newAttemptId();
@@ -483,13 +489,14 @@ function afterFailedAttempt(
 ): ImageResult | NextAttempt {
   const { attempt } = outcome.finished;
   const rateLimited = isRateLimited(lastError);
-  run.options.gate?.failed(target.image, { rateLimited });
+  const refusal = pullRefusal(outcome.error);
+  const renewing = refusal === "unauthorized" && outcome.renewable;
+  // Waves hear "permanent" only when this node gives up on it, not before a renewal.
+  const permanent = refusal !== undefined && !renewing;
+  run.options.gate?.failed(target.image, { rateLimited, permanent });
   run.emit({ ...outcome.finished, error: lastError });
   if (run.signal.aborted) return failed(target, attempt, lastError, run);
-  const refusal = pullRefusal(outcome.error);
-  if (refusal === "unauthorized" && outcome.renewable) {
-    return { delayMs: 0, renewCredentials: true };
-  }
+  if (renewing) return { delayMs: 0, renewCredentials: true };
   if (refusal) return { ...failed(target, attempt, lastError, run), failure: "permanent" };
   const delayMs = retryDelay(attempt, rateLimited, run);
   if (run.clock.now() + delayMs >= run.deadline) {

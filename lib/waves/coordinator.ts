@@ -8,13 +8,22 @@
  * seeds fewer than this one), so nodes that start a moment later still get first waves. Across the cluster at most `maxNodesPulling` nodes pull at
  * once, and per registry an {@linkcode AimdBound} halves on 429 and grows on success.
  *
- * An admission is a lease that the node's progress renews; a node that dies or stalls stops
- * renewing and its slot frees after `leaseMs`. The coordinator keeps everything in memory and is
- * rebuilt after a restart from what nodes report ({@linkcode WaveCoordinator.restore}).
+ * An admission is a lease that the node renews while it waits for its own slot and then by its
+ * pull's progress, and gives back when it will not pull; a node that dies or stalls stops
+ * renewing and its slot frees after `leaseMs`. When every node pulling an image has pulled far
+ * longer than seeds usually take, one more node may pull it beside them ({@linkcode SeedHedge}):
+ * a second seed, or one node past the fanout. A failure retrying cannot fix (the
+ * registry has no such image, or refuses it) is learned once: while nodes keep reporting it,
+ * every node asking for the image is admitted at once, outside the waves, and each learns it
+ * from the registry in one cheap request. The coordinator keeps everything in memory and is
+ * rebuilt after a restart from what nodes report ({@linkcode WaveCoordinator.restore}); a node's
+ * full report replaces what it was known to have.
  *
- * Time comes from an injected clock; there is no I/O. Memory: images × nodes / 8 bytes for who
- * has what, images × nodes × 8 bytes for who waits (allocated as nodes ask), plus one small
- * record per lease, node, image and registry.
+ * Bounded: images and nodes known at once ({@linkcode WavesLimits}); an image no node wants,
+ * pulls or has is forgotten, and so is a node silent for a lease that holds nothing. Time comes
+ * from an injected clock (monotonic by default); there is no I/O. Memory: images × nodes / 8
+ * bytes for who has what, plus one small record per lease, waiting node, node, image and
+ * registry.
  *
  * @example
  * ```ts
@@ -29,10 +38,11 @@
  *
  * @module
  */
-import type { Clock } from "../core/clock.ts";
-import { systemClock } from "../core/clock.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
 import { AimdBound, type AimdBoundOptions } from "./aimd_bound.ts";
+import { DEFAULT_WAVES_LIMITS, WavesLimitError, type WavesLimits } from "./limits.ts";
 import { NodeBitset } from "./node_bitset.ts";
+import { SeedHedge, type SeedHedgeOptions } from "./seed_hedge.ts";
 import { type ImageWaves, registryOf, type WavesSnapshot } from "./snapshot.ts";
 
 /** Options for {@linkcode WaveCoordinator}. */
@@ -59,15 +69,25 @@ export interface WaveCoordinatorOptions {
    */
   leaseMs?: number;
   /**
+   * A node silent this long is forgotten with the images it had (it left the cluster, or came
+   * back under another name), so that holders and nodes known do not grow forever.
+   * @default {86_400_000} (a day)
+   */
+  forgetSilentNodeMs?: number;
+  /**
    * How long an image with no holder waits for a node seeding nothing before a node already
    * seeding another image may seed it too (twice this while a live node seeds fewer).
    * @default {2_000}
    */
   spreadWaitMs?: number;
+  /** When a slow seed gets a second seed beside it. */
+  hedge?: SeedHedgeOptions;
   /** How each registry's bound reacts to rate limits. */
   aimd?: AimdBoundOptions;
+  /** How much it holds at most; each field defaults as in {@linkcode DEFAULT_WAVES_LIMITS}. */
+  limits?: Partial<WavesLimits>;
   /**
-   * Time; only `now()` is used.
+   * Time; only `now()` is used, and only for durations.
    * @default {systemClock}
    */
   clock?: Pick<Clock, "now">;
@@ -92,10 +112,13 @@ export type Decision =
   | { pull: false; reason: WaitReason };
 
 interface NodeState {
+  id: number;
   name: string;
   lastSeen: number;
-  /** Leases held. */
-  leases: number;
+  /** Images it holds a lease on. */
+  leased: Set<ImageState>;
+  /** Images it has. */
+  held: Set<ImageState>;
   /** First-wave leases held. */
   seeds: number;
   /** Counted in the seed histogram (heard from within a lease). */
@@ -103,17 +126,17 @@ interface NodeState {
 }
 
 interface ImageState {
-  /** A small number, part of lease keys. */
-  id: number;
   name: string;
   registry: RegistryState;
   holders: NodeBitset;
-  /** Leases on this image. */
-  pulling: number;
+  /** Per node number: its lease on this image. */
+  leases: Map<number, Lease>;
   /** When some node first asked for it while no node had it. */
   firstWantedAt: number;
-  /** Per node number: when it was last told to wait (0: not waiting). */
-  waitingSince: Float64Array;
+  /** Per node number: when it was last told to wait (kept while the node is heard from). */
+  waiting: Map<number, number>;
+  /** When a node last reported a failure retrying cannot fix (0: none). */
+  failedAt: number;
 }
 
 interface RegistryState {
@@ -122,12 +145,15 @@ interface RegistryState {
   /** Per node number: leases on this registry's images. */
   nodeLeases: Map<number, number>;
   rateLimited: number;
+  /** Images known from it. */
+  images: number;
 }
 
 interface Lease {
   node: number;
   image: ImageState;
   firstWave: boolean;
+  grantedAt: number;
   expiresAt: number;
 }
 
@@ -138,13 +164,16 @@ export class WaveCoordinator {
   readonly #maxNodesPulling: number;
   readonly #leaseMs: number;
   readonly #spreadWaitMs: number;
+  readonly #forgetSilentNodeMs: number;
   readonly #aimd: AimdBoundOptions;
+  readonly #limits: WavesLimits;
+  readonly #hedge: SeedHedge;
   readonly #clock: Pick<Clock, "now">;
   readonly #nodeIds = new Map<string, number>();
-  readonly #nodes: NodeState[] = [];
+  readonly #nodes: (NodeState | undefined)[] = [];
+  readonly #freeIds: number[] = [];
   readonly #images = new Map<string, ImageState>();
   readonly #registries = new Map<string, RegistryState>();
-  readonly #leases = new Map<number, Lease>();
   /** Live nodes by how many first-wave leases they hold. */
   readonly #seedHistogram: number[] = [];
   #nodesPulling = 0;
@@ -158,18 +187,43 @@ export class WaveCoordinator {
     this.#maxNodesPulling = options.maxNodesPulling ?? 0;
     this.#leaseMs = positive(options.leaseMs ?? 30_000, "leaseMs");
     this.#spreadWaitMs = options.spreadWaitMs ?? 2_000;
+    this.#forgetSilentNodeMs = options.forgetSilentNodeMs ?? 86_400_000;
     this.#aimd = options.aimd ?? {};
+    this.#limits = { ...DEFAULT_WAVES_LIMITS, ...options.limits };
+    this.#hedge = new SeedHedge(options.hedge);
     this.#clock = options.clock ?? systemClock;
   }
 
-  /** How many nodes it has heard from. */
+  /** How many nodes it knows now. */
   get nodes(): number {
-    return this.#nodes.length;
+    return this.#nodeIds.size;
+  }
+
+  /** How many images it knows now. */
+  get images(): number {
+    return this.#images.size;
   }
 
   /** How many admission decisions were made. */
   get decisions(): number {
     return this.#decisions;
+  }
+
+  /** Its bounds. */
+  get limits(): Readonly<WavesLimits> {
+    return this.#limits;
+  }
+
+  /**
+   * Throws a {@linkcode WavesLimitError} when taking a request from `node` naming `images` would
+   * make it know more images or nodes than its limits allow; call it before applying a request
+   * so that a request past a bound is refused whole.
+   */
+  assertRoom(node: string, images: Iterable<string>): void {
+    if (!this.#nodeIds.has(node)) this.#assertNodeRoom();
+    const unknown = new Set<string>();
+    for (const image of images) if (!this.#images.has(image)) unknown.add(image);
+    this.#assertImageRoom(unknown.size);
   }
 
   /**
@@ -182,17 +236,18 @@ export class WaveCoordinator {
     this.#decisions++;
     const id = this.#touch(node, now);
     const img = this.#image(image);
-    const held = this.#leases.get(leaseKey(id, img));
+    const held = img.leases.get(id);
     if (held) {
       held.expiresAt = now + this.#leaseMs;
       return { pull: true, firstWave: held.firstWave };
     }
     // It is on the node already (pull policy Always): a pull asks only the manifest.
     if (img.holders.has(id)) return { pull: true, firstWave: false };
+    if (this.#knownToFail(img, now)) return this.#admitToFail(id, img);
     if (img.holders.size === 0 && img.firstWantedAt === 0) img.firstWantedAt = now;
     const reason = this.#waitReason(id, img, now);
     if (reason) {
-      img.waitingSince = setAt(img.waitingSince, id, now);
+      img.waiting.set(id, now);
       return { pull: false, reason };
     }
     const firstWave = img.holders.size === 0;
@@ -201,43 +256,56 @@ export class WaveCoordinator {
   }
 
   /**
-   * Renews `node`'s lease on `image` because its pull progressed. A node pulling without a lease
-   * (it expired, or the coordinator restarted) gets one back, beyond the bounds: it is pulling
-   * anyway, and counting it keeps the others from piling on.
+   * Renews `node`'s lease on `image`: it is waiting for its own slot or its pull progressed. A
+   * node pulling without a lease (it expired, or the coordinator restarted) gets one back,
+   * beyond the bounds: it is pulling anyway, and counting it keeps the others from piling on.
    */
   renew(node: string, image: string): void {
     const now = this.#clock.now();
     const id = this.#touch(node, now);
     const img = this.#image(image);
-    const held = this.#leases.get(leaseKey(id, img));
+    const held = img.leases.get(id);
     if (held) held.expiresAt = now + this.#leaseMs;
-    else this.#grant(id, img, img.holders.size === 0, now);
+    else if (!img.holders.has(id)) this.#grant(id, img, img.holders.size === 0, now);
+  }
+
+  /** `node` will not pull `image` now after all (its run stopped): its slot frees at once. */
+  release(node: string, image: string): void {
+    const id = this.#touch(node, this.#clock.now());
+    this.#release(id, this.#image(image));
   }
 
   /**
    * Records that `image` is on `node`: pulled (which raises its registry's bound after a rate
-   * limit) or found present. Frees the node's slot.
+   * limit, and times a seed) or found present. Frees the node's slot.
    */
   landed(node: string, image: string, options: { pulled: boolean }): void {
     const now = this.#clock.now();
     const id = this.#touch(node, now);
     const img = this.#image(image);
+    const lease = img.leases.get(id);
+    if (options.pulled && lease?.firstWave) this.#hedge.landed(now - lease.grantedAt);
     this.#release(id, img);
-    img.holders.add(id);
-    clearAt(img.waitingSince, id);
+    this.#hold(id, img);
     if (options.pulled) img.registry.aimd.succeeded();
   }
 
   /**
    * Records that `node`'s pull of `image` failed and frees its slot; a rate limit
-   * (`rateLimited`) also cuts the registry's bound.
+   * (`rateLimited`) also cuts the registry's bound, and a failure retrying cannot fix
+   * (`permanent`: not found, access denied) lets every node try the image at once.
    */
-  failed(node: string, image: string, options: { rateLimited: boolean }): void {
+  failed(
+    node: string,
+    image: string,
+    options: { rateLimited: boolean; permanent?: boolean },
+  ): void {
     const now = this.#clock.now();
     const id = this.#touch(node, now);
     const img = this.#image(image);
     const pullingNodes = img.registry.nodeLeases.size;
     this.#release(id, img);
+    if (options.permanent) img.failedAt = now;
     if (options.rateLimited) {
       img.registry.rateLimited++;
       img.registry.aimd.rateLimited(pullingNodes, now);
@@ -245,19 +313,30 @@ export class WaveCoordinator {
   }
 
   /**
-   * Takes what a node reports after the coordinator (re)started: the images it has and those it
-   * is pulling. Repeating a report changes nothing.
+   * Takes a node's full report (its first request to this coordinator, e.g. after a restart or
+   * as a new run): the images it has and those it is pulling replace what it was known to have
+   * and to pull, so a node reimaged under the same name, or whose images were removed, is no
+   * longer counted as having them. Repeating a report changes nothing.
    */
   restore(node: string, report: { have: readonly string[]; pulling: readonly string[] }): void {
     const now = this.#clock.now();
     const id = this.#touch(node, now);
-    for (const image of report.have) {
+    const state = this.#nodes[id]!;
+    const have = new Set(report.have);
+    const pulling = new Set(report.pulling);
+    for (const img of [...state.held]) {
+      if (!have.has(img.name)) {
+        img.holders.delete(id);
+        state.held.delete(img);
+      }
+    }
+    for (const img of [...state.leased]) if (!pulling.has(img.name)) this.#release(id, img);
+    for (const image of have) {
       const img = this.#image(image);
       this.#release(id, img);
-      img.holders.add(id);
-      clearAt(img.waitingSince, id);
+      this.#hold(id, img);
     }
-    for (const image of report.pulling) this.renew(node, image);
+    for (const image of pulling) this.renew(node, image);
   }
 
   /** The picture: per image who has, pulls and waits for it; per registry its bound. */
@@ -266,14 +345,12 @@ export class WaveCoordinator {
     this.#sweep(now, true);
     const images: ImageWaves[] = [];
     for (const img of this.#images.values()) {
-      let waiting = 0;
-      for (const since of img.waitingSince) if (since > 0 && now - since < this.#leaseMs) waiting++;
       images.push({
         image: img.name,
         registry: img.registry.name,
         have: img.holders.size,
-        pulling: img.pulling,
-        waiting,
+        pulling: img.leases.size,
+        waiting: img.waiting.size,
       });
     }
     const registries = [...this.#registries.values()].map((r) => ({
@@ -286,7 +363,7 @@ export class WaveCoordinator {
       firstWave: this.#firstWave,
       fanout: this.#fanout,
       maxNodesPulling: this.#maxNodesPulling,
-      nodes: this.#nodes.length,
+      nodes: this.#nodeIds.size,
       nodesPulling: this.#nodesPulling,
       decisions: this.#decisions,
       images: images.sort((a, b) => a.image.localeCompare(b.image)),
@@ -294,18 +371,39 @@ export class WaveCoordinator {
     };
   }
 
+  /** Nodes reported within a lease that retrying this image cannot help. */
+  #knownToFail(img: ImageState, now: number): boolean {
+    return img.failedAt > 0 && img.holders.size === 0 && now - img.failedAt < this.#leaseMs;
+  }
+
+  /**
+   * Lets a node try an image others found missing, outside the waves: it costs the registry one
+   * cheap answer, and needs no lease. Only a registry's own rate limit still holds it back.
+   */
+  #admitToFail(id: number, img: ImageState): Decision {
+    const registry = img.registry;
+    if (!registry.nodeLeases.has(id) && registry.nodeLeases.size >= registry.aimd.bound) {
+      img.waiting.set(id, this.#clock.now());
+      return { pull: false, reason: "registry-limit" };
+    }
+    img.waiting.delete(id);
+    return { pull: true, firstWave: false };
+  }
+
   #waitReason(id: number, img: ImageState, now: number): WaitReason | undefined {
-    const node = this.#nodes[id];
+    const node = this.#nodes[id]!;
     if (img.holders.size === 0) {
-      if (img.pulling >= this.#firstWave) return "first-wave";
+      const full = img.leases.size >= this.#firstWave;
+      if (full && !this.#hedgeDue(img, now, this.#firstWave)) return "first-wave";
       if (node.seeds > 0) {
         const patience = this.#spreadWaitMs * (node.seeds > this.#minSeeds() ? 2 : 1);
         if (now - img.firstWantedAt < patience) return "spreading";
       }
-    } else if (img.pulling >= img.holders.size * this.#fanout) {
-      return "fanout";
+    } else {
+      const bound = img.holders.size * this.#fanout;
+      if (img.leases.size >= bound && !this.#hedgeDue(img, now, bound)) return "fanout";
     }
-    if (node.leases === 0 && this.#maxNodesPulling > 0) {
+    if (node.leased.size === 0 && this.#maxNodesPulling > 0) {
       if (this.#nodesPulling >= this.#maxNodesPulling) return "max-nodes-pulling";
     }
     const registry = img.registry;
@@ -315,26 +413,38 @@ export class WaveCoordinator {
     return undefined;
   }
 
+  /**
+   * One more node beside a full wave (first wave or fanout, `bound` leases) whose every node has
+   * pulled for too long: slow nodes that took every slot do not hold the image back.
+   */
+  #hedgeDue(img: ImageState, now: number, bound: number): boolean {
+    if (img.leases.size >= bound + 1) return false;
+    const threshold = this.#hedge.thresholdMs;
+    for (const lease of img.leases.values()) {
+      if (now - lease.grantedAt < threshold) return false;
+    }
+    return true;
+  }
+
   #grant(id: number, img: ImageState, firstWave: boolean, now: number): void {
-    const node = this.#nodes[id];
+    const node = this.#nodes[id]!;
     const expiresAt = now + this.#leaseMs;
-    this.#leases.set(leaseKey(id, img), { node: id, image: img, firstWave, expiresAt });
-    img.pulling++;
-    clearAt(img.waitingSince, id);
-    if (node.leases++ === 0) this.#nodesPulling++;
+    img.leases.set(id, { node: id, image: img, firstWave, grantedAt: now, expiresAt });
+    img.waiting.delete(id);
+    if (node.leased.size === 0) this.#nodesPulling++;
+    node.leased.add(img);
     if (firstWave) this.#setSeeds(node, node.seeds + 1);
     const leases = img.registry.nodeLeases;
     leases.set(id, (leases.get(id) ?? 0) + 1);
   }
 
   #release(id: number, img: ImageState): void {
-    const key = leaseKey(id, img);
-    const lease = this.#leases.get(key);
+    const lease = img.leases.get(id);
     if (!lease) return;
-    this.#leases.delete(key);
-    img.pulling--;
-    const node = this.#nodes[id];
-    if (--node.leases === 0) this.#nodesPulling--;
+    img.leases.delete(id);
+    const node = this.#nodes[id]!;
+    node.leased.delete(img);
+    if (node.leased.size === 0) this.#nodesPulling--;
     if (lease.firstWave) this.#setSeeds(node, node.seeds - 1);
     const leases = img.registry.nodeLeases;
     const left = leases.get(id)! - 1;
@@ -342,35 +452,101 @@ export class WaveCoordinator {
     else leases.set(id, left);
   }
 
-  /** Expires leases and forgets silent nodes, at most four times per lease period. */
+  #hold(id: number, img: ImageState): void {
+    img.holders.add(id);
+    img.waiting.delete(id);
+    img.failedAt = 0;
+    this.#nodes[id]!.held.add(img);
+  }
+
+  /**
+   * Expires leases and waits, forgets images nobody wants, pulls or has, nodes silent for a
+   * lease that hold nothing, and nodes silent for `forgetSilentNodeMs` with what they had; at
+   * most four times per lease period.
+   */
   #sweep(now: number, force = false): void {
     if (!force && now < this.#nextSweep) return;
     this.#nextSweep = now + this.#leaseMs / 4;
-    for (const lease of [...this.#leases.values()]) {
-      if (lease.expiresAt <= now) this.#release(lease.node, lease.image);
+    for (const img of [...this.#images.values()]) {
+      for (const lease of [...img.leases.values()]) {
+        if (lease.expiresAt <= now) this.#release(lease.node, img);
+      }
+      for (const id of img.waiting.keys()) {
+        if (now - this.#nodes[id]!.lastSeen >= this.#leaseMs) img.waiting.delete(id);
+      }
+      if (img.holders.size + img.leases.size + img.waiting.size === 0) this.#forgetImage(img, now);
     }
     for (const node of this.#nodes) {
-      if (node.live && now - node.lastSeen > this.#leaseMs) {
+      if (!node || now - node.lastSeen <= this.#leaseMs) continue;
+      if (node.live) {
         node.live = false;
         this.#seedHistogram[node.seeds]--;
       }
+      if (now - node.lastSeen > this.#forgetSilentNodeMs) {
+        for (const img of node.held) img.holders.delete(node.id);
+        node.held.clear();
+      }
+      if (node.leased.size === 0 && node.held.size === 0) this.#forgetNode(node);
     }
+  }
+
+  #forgetImage(img: ImageState, now: number): void {
+    if (this.#knownToFail(img, now)) return;
+    this.#images.delete(img.name);
+    const registry = img.registry;
+    if (--registry.images === 0 && registry.nodeLeases.size === 0) {
+      this.#registries.delete(registry.name);
+    }
+  }
+
+  #forgetNode(node: NodeState): void {
+    this.#nodeIds.delete(node.name);
+    this.#nodes[node.id] = undefined;
+    this.#freeIds.push(node.id);
   }
 
   #touch(name: string, now: number): number {
     let id = this.#nodeIds.get(name);
     if (id === undefined) {
-      id = this.#nodes.length;
+      this.#assertNodeRoom();
+      id = this.#freeIds.pop() ?? this.#nodes.length;
       this.#nodeIds.set(name, id);
-      this.#nodes.push({ name, lastSeen: now, leases: 0, seeds: 0, live: false });
+      this.#nodes[id] = {
+        id,
+        name,
+        lastSeen: now,
+        leased: new Set(),
+        held: new Set(),
+        seeds: 0,
+        live: false,
+      };
     }
-    const node = this.#nodes[id];
+    const node = this.#nodes[id]!;
     node.lastSeen = now;
     if (!node.live) {
       node.live = true;
       this.#seedHistogram[node.seeds] = (this.#seedHistogram[node.seeds] ?? 0) + 1;
     }
     return id;
+  }
+
+  #assertNodeRoom(): void {
+    if (this.#nodeIds.size < this.#limits.maxNodes) return;
+    throw new WavesLimitError(
+      `the coordinator knows ${this.#nodeIds.size} nodes, its limit; a node silent for the ` +
+        "lease that holds nothing is forgotten, so ask again later",
+      "exhausted",
+    );
+  }
+
+  #assertImageRoom(unknown: number): void {
+    if (this.#images.size + unknown <= this.#limits.maxImages) return;
+    throw new WavesLimitError(
+      `the coordinator knows ${this.#images.size} images and this request names ${unknown} ` +
+        `more, past its limit of ${this.#limits.maxImages}; images no node wants, pulls or has ` +
+        "are forgotten, so ask again later",
+      "exhausted",
+    );
   }
 
   #setSeeds(node: NodeState, seeds: number): void {
@@ -389,14 +565,17 @@ export class WaveCoordinator {
   #image(name: string): ImageState {
     let img = this.#images.get(name);
     if (!img) {
+      this.#assertImageRoom(1);
+      const registry = this.#registry(registryOf(name));
+      registry.images++;
       img = {
         name,
-        registry: this.#registry(registryOf(name)),
+        registry,
         holders: new NodeBitset(),
-        pulling: 0,
+        leases: new Map(),
         firstWantedAt: 0,
-        waitingSince: new Float64Array(0),
-        id: this.#images.size,
+        waiting: new Map(),
+        failedAt: 0,
       };
       this.#images.set(name, img);
     }
@@ -406,15 +585,17 @@ export class WaveCoordinator {
   #registry(name: string): RegistryState {
     let registry = this.#registries.get(name);
     if (!registry) {
-      registry = { name, aimd: new AimdBound(this.#aimd), nodeLeases: new Map(), rateLimited: 0 };
+      registry = {
+        name,
+        aimd: new AimdBound(this.#aimd),
+        nodeLeases: new Map(),
+        rateLimited: 0,
+        images: 0,
+      };
       this.#registries.set(name, registry);
     }
     return registry;
   }
-}
-
-function leaseKey(node: number, image: ImageState): number {
-  return node * 2 ** 21 + image.id;
 }
 
 function positive(value: number, name: string): number {
@@ -422,18 +603,4 @@ function positive(value: number, name: string): number {
     throw new RangeError(`WaveCoordinator: ${name} must be 1 or more, not ${value}`);
   }
   return value;
-}
-
-function setAt(array: Float64Array, index: number, value: number): Float64Array {
-  if (index >= array.length) {
-    const grown = new Float64Array(Math.max(index + 1, array.length * 2, 16));
-    grown.set(array);
-    array = grown;
-  }
-  array[index] = value;
-  return array;
-}
-
-function clearAt(array: Float64Array, index: number): void {
-  if (index < array.length) array[index] = 0;
 }

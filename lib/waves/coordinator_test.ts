@@ -190,3 +190,137 @@ Deno.test("the options are checked", () => {
   assert.throws(() => new WaveCoordinator({ fanout: 0 }), /fanout must be 1 or more/);
   assert.throws(() => new WaveCoordinator({ firstWave: Number.NaN }), /firstWave/);
 });
+
+Deno.test("a failure retrying cannot fix is learned once: every waiting node may try at once", () => {
+  const { waves } = setup();
+  const all = nodes(100);
+  assert.deepEqual(waves.admit(all[0], APP), PULL_FIRST);
+  for (const node of all.slice(1)) assert.deepEqual(waves.admit(node, APP), wait("first-wave"));
+  waves.failed(all[0], APP, { rateLimited: false, permanent: true });
+  for (const node of all.slice(1)) assert.deepEqual(waves.admit(node, APP), PULL, node);
+  assert.equal(waves.snapshot().images[0].pulling, 0, "a try that costs one 404 holds no slot");
+  // The image was pushed since: the first node that lands it puts it back into waves.
+  waves.landed(all[1], APP, { pulled: true });
+  const again = all.slice(2).filter((node) => waves.admit(node, APP).pull);
+  assert.equal(again.length, 4, "1 holder × fanout 4");
+});
+
+Deno.test("a failure that retrying may fix still passes the image on one node at a time", () => {
+  const { waves } = setup();
+  waves.admit("a", APP);
+  waves.failed("a", APP, { rateLimited: false }); // an older node: no `permanent`
+  assert.deepEqual(waves.admit("b", APP), PULL_FIRST);
+  assert.deepEqual(waves.admit("c", APP), wait("first-wave"));
+});
+
+Deno.test("a seed far slower than the others gets a second seed beside it", async () => {
+  const { waves, advance } = setup({ spreadWaitMs: 0, hedge: { minMs: 10_000, factor: 3 } });
+  for (const image of [DB, WEB, OTHER]) waves.admit(`seed-${image}`, image);
+  await advance(5_000);
+  for (const image of [DB, WEB, OTHER]) waves.landed(`seed-${image}`, image, { pulled: true });
+  assert.deepEqual(waves.admit("slow", APP), PULL_FIRST);
+  await advance(14_000);
+  assert.deepEqual(waves.admit("b", APP), wait("first-wave"), "3 × the 5 s median is 15 s");
+  await advance(1_000);
+  assert.deepEqual(waves.admit("b", APP), PULL_FIRST, "hedged");
+  assert.deepEqual(waves.admit("c", APP), wait("first-wave"), "one hedge, not more");
+  waves.landed("b", APP, { pulled: true });
+  assert.deepEqual(waves.admit("c", APP), PULL, "the hedge's copy feeds the fanout");
+});
+
+Deno.test("slow nodes that took every fanout slot get one more node beside them", async () => {
+  const { waves, advance } = setup({ spreadWaitMs: 0, fanout: 2, hedge: { minMs: 10_000 } });
+  waves.admit("seed", APP);
+  waves.landed("seed", APP, { pulled: true });
+  assert.deepEqual(waves.admit("slow-1", APP), PULL);
+  assert.deepEqual(waves.admit("slow-2", APP), PULL);
+  await advance(9_000);
+  waves.renew("slow-1", APP);
+  waves.renew("slow-2", APP);
+  assert.deepEqual(waves.admit("b", APP), wait("fanout"));
+  await advance(1_000);
+  assert.deepEqual(waves.admit("b", APP), PULL, "both pulled for 10 s: one more");
+  assert.deepEqual(waves.admit("c", APP), wait("fanout"), "one, not more");
+  waves.landed("b", APP, { pulled: true });
+  assert.deepEqual(waves.admit("c", APP), PULL, "2 holders × 2: a slot is free");
+});
+
+Deno.test("before any seed landed, a seed is hedged after the longest wait", async () => {
+  const { waves, advance } = setup({ hedge: { maxMs: 60_000 } });
+  waves.admit("slow", APP);
+  await advance(59_000);
+  waves.renew("slow", APP);
+  assert.deepEqual(waves.admit("b", APP), wait("first-wave"));
+  await advance(1_000);
+  assert.deepEqual(waves.admit("b", APP), PULL_FIRST);
+});
+
+Deno.test("a full report replaces what the node was known to have and to pull", () => {
+  const { waves } = setup({ fanout: 1 });
+  waves.restore("a", { have: [APP, DB], pulling: [WEB] });
+  // Reimaged under the same name: its new run reports nothing yet.
+  waves.restore("a", { have: [], pulling: [] });
+  assert.deepEqual(waves.snapshot().images, [], "no node has or pulls them: forgotten");
+  waves.landed("b", APP, { pulled: true });
+  assert.deepEqual(waves.admit("c", APP), PULL);
+  assert.deepEqual(waves.admit("a", APP), wait("fanout"), "a is no holder, it waits its turn");
+});
+
+Deno.test("an admitted node that gives its lease back frees the slot at once", () => {
+  const { waves } = setup();
+  waves.admit("a", APP);
+  waves.release("a", APP);
+  assert.deepEqual(waves.admit("b", APP), PULL_FIRST);
+});
+
+Deno.test("images and nodes nobody needs any more are forgotten; bounds refuse the rest", async () => {
+  const { waves, advance } = setup({ leaseMs: 10_000, limits: { maxImages: 2, maxNodes: 2 } });
+  waves.admit("a", APP);
+  waves.admit("b", DB);
+  assert.throws(() => waves.assertRoom("a", [WEB]), /knows 2 images .* limit of 2/);
+  assert.throws(() => waves.assertRoom("c", []), /knows 2 nodes, its limit/);
+  waves.landed("a", APP, { pulled: true });
+  await advance(11_000);
+  // b's lease on DB lapsed and b went silent: DB and b are forgotten; a has APP, so both stay.
+  const snapshot = waves.snapshot();
+  assert.deepEqual(snapshot.images.map((i) => i.image), [APP]);
+  assert.equal(snapshot.nodes, 1);
+  waves.assertRoom("c", [WEB]);
+  assert.deepEqual(waves.admit("c", WEB), PULL_FIRST);
+});
+
+Deno.test("a node silent for a day is forgotten with the images it had", async () => {
+  const { waves, advance } = setup({ forgetSilentNodeMs: 86_400_000 });
+  waves.landed("gone", APP, { pulled: true });
+  waves.landed("here", APP, { pulled: true });
+  await advance(86_000_000);
+  waves.landed("here", DB, { pulled: true }); // "here" still talks
+  await advance(500_000);
+  const snapshot = waves.snapshot();
+  assert.deepEqual(snapshot.images.map((i) => [i.image, i.have]), [[APP, 1], [DB, 1]]);
+  assert.equal(snapshot.nodes, 1);
+});
+
+Deno.test("leases are kept per image: many images and nodes keep exact counts", () => {
+  // Lease keys were node × 2^21 + image number, which collided past 2^21 images.
+  const { waves } = setup({ spreadWaitMs: 0, limits: { maxImages: 5_000 } });
+  const images = Array.from({ length: 3_000 }, (_, i) => `registry.example/i${i}:1`);
+  for (const image of images) waves.admit("a", image);
+  for (const image of images.slice(0, 1_000)) waves.admit("b", image);
+  const snapshot = waves.snapshot();
+  assert.equal(snapshot.images.reduce((sum, i) => sum + i.pulling, 0), 3_000);
+  assert.equal(snapshot.nodesPulling, 1);
+});
+
+Deno.test("by default leases run on a monotonic clock: a wall-clock step changes nothing", () => {
+  const waves = new WaveCoordinator();
+  const realNow = Date.now;
+  try {
+    waves.admit("a", APP);
+    const stepped = realNow() + 3_600_000;
+    Date.now = () => stepped;
+    assert.deepEqual(waves.admit("b", APP), wait("first-wave"), "a's lease still holds");
+  } finally {
+    Date.now = realNow;
+  }
+});

@@ -20,6 +20,8 @@ export interface WireFailure {
   image: string;
   /** The registry answered 429. */
   rate_limited: boolean;
+  /** Retrying cannot help (not found, denied); absent from older nodes. */
+  permanent?: boolean;
 }
 
 /** `AdmitRequest`: a node's news and the images it wants (field names as in the proto). */
@@ -38,6 +40,8 @@ export interface WireAdmitRequest {
   failed: WireFailure[];
   /** The lists above are the node's whole state. */
   full_report: boolean;
+  /** Admitted images the node will not pull after all; absent from older nodes. */
+  released?: string[];
 }
 
 /** `Decision`: pull now, or why not. */

@@ -87,11 +87,11 @@ const newClient = () =>
 const acknowledged = [];
 const cancelled = [];
 
-async function streams(client, total, size) {
+async function streams(client, total, size, first = 0) {
   for (let sent = 0; sent < total; sent += size) {
     const batch = Array.from(
       { length: Math.min(size, total - sent) },
-      (_, i) => newResult(sent + i),
+      (_, i) => newResult(first + sent + i),
     );
     const code = await submit(client, batch);
     if (code !== grpc.status.OK) {
@@ -121,7 +121,8 @@ switch (scenario) {
   case "churn": {
     for (let i = 0; i < count; i++) {
       const client = newClient();
-      await streams(client, 1, 1);
+      // One image per connection: the server keeps at most 8 attempts of one image per node and run.
+      await streams(client, 1, 1, i);
       client.close();
     }
     break;

@@ -22,6 +22,12 @@ export interface MetricsReporterOptions {
   /** The prefetcher instance, when known. */
   instance?: string;
   /**
+   * This run's id, sent on every result so the server tells runs apart (see `run_id` in
+   * `proto/metrics.proto`); one per call to `metricsReporter` unless given.
+   * @default {crypto.randomUUID()}
+   */
+  runId?: string;
+  /**
    * Makes ids for the results that are not attempts (`present`, and `failed` without an attempt).
    * @default {crypto.randomUUID}
    */
@@ -75,7 +81,7 @@ class EventResults {
   readonly #newId: () => string;
   readonly #clock: Pick<Clock, "now" | "wallNow">;
   /** What every result of the run carries. */
-  readonly #base: Pick<MetricsResult, "node" | "instance" | "imagesTotal">;
+  readonly #base: Pick<MetricsResult, "node" | "instance" | "imagesTotal" | "runId">;
   /** A failed attempt's result, by image, until the image's next event says if it was final. */
   readonly #held = new Map<string, MetricsResult>();
   /** When each running attempt started, by attempt id: monotonic, and since the epoch. */
@@ -89,6 +95,7 @@ class EventResults {
       node: options.node,
       instance: options.instance,
       imagesTotal: options.imagesTotal,
+      runId: options.runId ?? crypto.randomUUID(),
     };
   }
 

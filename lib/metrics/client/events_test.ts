@@ -125,3 +125,15 @@ Deno.test("progress events become in-progress results that the attempt's result 
   assert.equal(sent[1].startedAt, sent[0].startedAt, "the start stays what the wall clock said");
   assert.equal(sent[2].startedAt, sent[0].startedAt);
 });
+
+Deno.test("every result of a run carries the run's id, and the next run has another", () => {
+  const events: PullEvent[] = [
+    finished(1),
+    done("pulled"),
+    { type: "present", image: "b", elapsedMs: 1, sizeBytes: 9 },
+  ];
+  const first = run(events), second = run(events);
+  assert.equal(new Set(first.map((r) => r.runId)).size, 1);
+  assert.match(first[0].runId!, /^[0-9a-f-]{36}$/);
+  assert.notEqual(second[0].runId, first[0].runId);
+});

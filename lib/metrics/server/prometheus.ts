@@ -170,7 +170,17 @@ function storeFamilies(store: MetricsStore, progress: MetricsSummary["progress"]
     `image_prefetcher_nodes_reporting ${progress.nodes}`,
     ...family("image_prefetcher_nodes_finished", "gauge", "Nodes with every image done or failed."),
     `image_prefetcher_nodes_finished ${progress.nodes_finished}`,
-    ...family("image_prefetcher_results_stored", "gauge", "Results held in memory."),
+    ...family(
+      "image_prefetcher_nodes_gone",
+      "gauge",
+      "Nodes with images pending that sent nothing for the server's --node-gone-after.",
+    ),
+    `image_prefetcher_nodes_gone ${progress.nodes_gone}`,
+    ...family(
+      "image_prefetcher_results_stored",
+      "gauge",
+      "Results held in memory: the attempts of the nodes' current runs.",
+    ),
     `image_prefetcher_results_stored ${store.size}`,
     ...family(
       "image_prefetcher_results_refused_total",

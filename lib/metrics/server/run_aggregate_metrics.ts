@@ -11,7 +11,7 @@ import { readTokenFile } from "../../core/token_file.ts";
 import { openAuth, type ServerAuth, sharedTokenAuth } from "../../core/bearer_token.ts";
 import { JournalError, MetricsJournal } from "./journal.ts";
 import { MetricsServerStartError, startMetricsServer } from "./server.ts";
-import { MetricsStore, StoreFullError } from "./store.ts";
+import { MetricsStore, StoreFullError, StoreLimitError } from "./store.ts";
 import { WaveCoordinator, type WaveCoordinatorOptions } from "../../waves/coordinator.ts";
 import { wavesEndpoint } from "../../waves/server/admit_handler.ts";
 
@@ -23,8 +23,16 @@ export interface AggregateMetricsConfig {
   httpPort: number;
   /** A loopback-only HTTP port serving the views without a credential (port-forward), if any. */
   localHttpPort?: number;
-  /** The most attempts kept in memory. */
+  /** The most attempts of current runs kept in memory. */
   maxResults: number;
+  /** The most distinct nodes tracked (default 20,000). */
+  maxNodes?: number;
+  /** The most distinct images tracked (default 5,000). */
+  maxImages?: number;
+  /** A node silent this long with images pending is shown as gone, in ms (default 15 min). */
+  nodeGoneAfterMs?: number;
+  /** The state file's size past which it is compacted, in bytes (default 64 MiB). */
+  stateFileCompactBytes?: number;
   /** File holding the bearer token clients must present, if any. */
   tokenFile?: string;
   /** Where accepted attempts are journaled and restored from, if anywhere. */
@@ -53,7 +61,12 @@ export async function runAggregateMetrics(
   const { logger } = context;
   let token: string | undefined;
   let journal: MetricsJournal | undefined;
-  const store = new MetricsStore({ maxResults: config.maxResults });
+  const store = new MetricsStore({
+    maxResults: config.maxResults,
+    maxNodes: config.maxNodes,
+    maxImages: config.maxImages,
+    goneAfterMs: config.nodeGoneAfterMs,
+  });
   try {
     token = config.tokenFile ? await readTokenFile(config.tokenFile, "--token-file") : undefined;
     if (config.stateFile) journal = await restoreJournal(config, store, logger);
@@ -82,6 +95,7 @@ export async function runAggregateMetrics(
     return ExitCode.CannotListen;
   }
   logger.info("aggregate-metrics listening", {
+    address: server.hostname,
     grpc_port: server.grpcPort,
     http_port: server.httpPort,
     max_results: config.maxResults,
@@ -104,30 +118,39 @@ export async function runAggregateMetrics(
   return ExitCode.Ok;
 }
 
-/** Opens the state file and adds its attempts to the store, up to the store's bound. */
+/**
+ * Opens the state file, streaming its records into the store (a record past one of the store's
+ * bounds is left out and logged once), and hands the journal the store to compact from.
+ */
 async function restoreJournal(
   config: AggregateMetricsConfig,
   store: MetricsStore,
   logger: Logger,
 ): Promise<MetricsJournal> {
-  const opened = await MetricsJournal.open(config.stateFile!);
-  let restored = 0;
-  for (const result of opened.results) {
+  const started = performance.now();
+  let refused = 0;
+  const opened = await MetricsJournal.open(config.stateFile!, (record) => {
     try {
-      if (store.add(result) === "added") restored++;
+      store.restore(record);
     } catch (error) {
-      if (!(error instanceof StoreFullError)) throw error;
-      logger.warn("the state file holds more attempts than --max-results; the rest are left out", {
-        file: config.stateFile,
-        max_results: config.maxResults,
-      });
-      break;
+      if (!(error instanceof StoreFullError || error instanceof StoreLimitError)) throw error;
+      if (refused++ === 0) {
+        logger.warn("the state file holds more than this server's bounds; the rest is left out", {
+          file: config.stateFile,
+          error: error.message,
+        });
+      }
     }
-  }
-  logger.info("restored attempts from the state file", {
+  }, { compactAtBytes: config.stateFileCompactBytes });
+  opened.journal.compactFrom(() => store.journalRecords());
+  logger.info("restored the state file", {
     file: config.stateFile,
-    restored,
+    records: opened.records,
+    results: store.size,
+    nodes: store.nodeCount,
+    refused: refused || undefined,
     skipped_lines: opened.skipped || undefined,
+    ms: Math.round(performance.now() - started),
   });
   return opened.journal;
 }

@@ -31,10 +31,15 @@ export interface MetricsServerOptions {
    */
   httpPort?: number;
   /**
-   * The address both listen on.
-   * @default {"0.0.0.0"}
+   * The address both listen on. Without it, both listen on `::` (every IPv6 and, dual-stack,
+   * every IPv4 address), or on `0.0.0.0` where IPv6 is unavailable.
    */
   hostname?: string;
+  /**
+   * Addresses to try in turn when `hostname` is not set; the first both ports can listen on wins.
+   * @default {["::", "0.0.0.0"]}
+   */
+  hostnames?: readonly string[];
   /** When set (and `auth` is not), submits and reads need `Authorization: Bearer <token>`. */
   token?: string;
   /** Who may submit, ask and read. @default {the `token` check, or everyone} */
@@ -72,6 +77,8 @@ export interface MetricsServer extends AsyncDisposable {
   readonly httpPort: number;
   /** The loopback-only HTTP port, when one was asked for. */
   readonly localHttpPort?: number;
+  /** The address both listen on (`::` when dual-stack). */
+  readonly hostname: string;
   /** This run's identity, sent as trailing metadata after every stream. */
   readonly serverId: string;
   /**
@@ -94,10 +101,30 @@ export class MetricsServerStartError extends Error {
   }
 }
 
-/** Starts the gRPC and HTTP servers. */
+/**
+ * Starts the gRPC and HTTP servers, on `options.hostname`, or else on the first of
+ * `options.hostnames` (`::`, then `0.0.0.0`) where both can listen; a fallback is logged.
+ */
 export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
+  const candidates = options.hostname ? [options.hostname] : options.hostnames ?? ["::", "0.0.0.0"];
+  for (const [index, hostname] of candidates.entries()) {
+    try {
+      return await startOn(options, hostname);
+    } catch (error) {
+      const next = candidates[index + 1];
+      if (next === undefined || !(error instanceof MetricsServerStartError)) throw error;
+      options.logger.info("cannot listen on this address; trying the next one", {
+        address: hostname,
+        next,
+        error: error.message,
+      });
+    }
+  }
+  throw new Error("unreachable: no address to listen on");
+}
+
+async function startOn(options: MetricsServerOptions, hostname: string): Promise<MetricsServer> {
   const { store, logger } = options;
-  const hostname = options.hostname ?? "0.0.0.0";
   const serverId = crypto.randomUUID();
   const auth = options.auth ?? (options.token ? sharedTokenAuth(options.token) : openAuth());
   const grpcServer = new grpc.Server({
@@ -157,6 +184,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
     grpcPort,
     httpPort: httpServer.addr.port,
     localHttpPort: localServer?.addr.port,
+    hostname,
     serverId,
     shutdown,
     [Symbol.asyncDispose]: () => shutdown(),

@@ -26,7 +26,14 @@ function sample(extra: Partial<MetricsResult> = {}): MetricsResult {
   };
 }
 
-async function start(options: { token?: string; maxMessageBytes?: number } = {}) {
+async function start(
+  options: {
+    token?: string;
+    maxMessageBytes?: number;
+    hostname?: string;
+    hostnames?: string[];
+  } = {},
+) {
   const lines: string[] = [];
   const store = new MetricsStore();
   const server = await startMetricsServer({
@@ -45,8 +52,9 @@ function stream(
   port: number,
   messages: Array<Uint8Array | MetricsResult>,
   token?: string,
+  host = "127.0.0.1",
 ): Promise<grpc.StatusObject> {
-  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const client = new grpc.Client(`${host}:${port}`, grpc.credentials.createInsecure());
   const metadata = new grpc.Metadata();
   if (token) metadata.set("authorization", `Bearer ${token}`);
   return new Promise((resolve) => {
@@ -158,4 +166,57 @@ Deno.test("with a token, submits and reads need it", async () => {
   const health = await fetch(`${base}/healthz`);
   await health.body?.cancel();
   assert.equal(health.status, 200);
+});
+
+Deno.test("by default both ports listen dual-stack: over ::1 and over 127.0.0.1", async () => {
+  const { store, server } = await start({ hostname: undefined });
+  await using _ = server;
+  assert.equal(server.hostname, "::");
+  for (const host of ["[::1]", "127.0.0.1"]) {
+    const status = await stream(
+      server.grpcPort,
+      [sample({ node: `via ${host}` })],
+      undefined,
+      host,
+    );
+    assert.equal(status.code, grpc.status.OK, `gRPC over ${host}`);
+    const health = await fetch(`http://${host}:${server.httpPort}/healthz`);
+    assert.equal(await health.text(), "ok\n", `HTTP over ${host}`);
+  }
+  assert.equal(store.nodeCount, 2);
+});
+
+Deno.test("an address it cannot listen on is logged and the next one is used", async () => {
+  // 192.0.2.1 (TEST-NET-1) is no address of this machine, as :: is none where IPv6 is off.
+  const { server, lines } = await start({
+    hostname: undefined,
+    hostnames: ["192.0.2.1", "0.0.0.0"],
+  });
+  await using _ = server;
+  assert.equal(server.hostname, "0.0.0.0");
+  assert.equal((await fetch(`http://127.0.0.1:${server.httpPort}/healthz`)).status, 200);
+  assert.match(
+    lines.join("\n"),
+    /cannot listen on this address; trying the next one.*192\.0\.2\.1/,
+  );
+});
+
+Deno.test("a long stream is journaled in batches of at most 1,000 results", async () => {
+  const appended: number[] = [];
+  const store = new MetricsStore();
+  await using server = await startMetricsServer({
+    store,
+    logger: new Logger({ write: () => {} }),
+    grpcPort: 0,
+    httpPort: 0,
+    hostname: "127.0.0.1",
+    journal: { append: (results) => void appended.push(results.length) },
+  });
+  const results = Array.from(
+    { length: 2_500 },
+    (_, i) => sample({ node: `n${i % 5}`, image: `reg/i${i}:1` }),
+  );
+  const status = await stream(server.grpcPort, results);
+  assert.equal(status.code, grpc.status.OK);
+  assert.deepEqual(appended, [1_000, 1_000, 500]);
 });

@@ -1,12 +1,22 @@
 /**
- * The aggregator's memory: every pull attempt received, one per `attempt_id`, bounded, and kept
- * aggregated as it arrives (per node and image, per image, per outcome) so that `/summary`,
- * the Prometheus exposition and the HTML report are cheap to answer at 5,000 nodes x 100 images.
+ * The aggregator's memory, bounded and compacted by run: for each node and instance the results
+ * of its current run are kept in full (one per `attempt_id`, at most
+ * {@linkcode MAX_HELD_PER_CELL} per node and image), while the runs before it live on only as
+ * counters (per image for Prometheus, per node as its history) and as each cell's earlier
+ * outcome. What a run is, and which run a result belongs to: `node_runs.ts`. Aggregates are kept
+ * as results arrive, so `/summary`, the Prometheus exposition and the HTML report stay cheap at
+ * 5,000 nodes x 100 images.
  *
- * `in-progress` results are not attempts: they are kept apart, only the latest one per attempt
- * id, in a bounded map, and each is dropped when its attempt's finished result arrives (or a
- * finished result of a later attempt of the same image on the same node), or when no newer one
- * came for a while. They show what is downloading now; they never count as attempts.
+ * `in-progress` results are not attempts: only the latest one per attempt id is kept, in a
+ * bounded map, dropped when its attempt's finished result arrives (or a finished result of a
+ * later attempt of the same image on the same node), or when no newer one came for a while.
+ *
+ * Everything keyed by what clients send is bounded: results held (`maxResults`), nodes
+ * (`maxNodes`; a node not heard from for `goneAfterMs` makes room), images (`maxImages`; an image
+ * no node refers to makes room), snapshots in flight (`maxInProgress`), instances per node
+ * ({@linkcode MAX_INSTANCES_PER_NODE}), images per node ({@linkcode MAX_IMAGES_PER_NODE}),
+ * remembered run ids per node and shared strings. Past a
+ * bound a result is refused with a {@linkcode StoreLimitError} naming it.
  *
  * @module
  */
@@ -16,22 +26,58 @@ import {
   type Cell,
   cellStateOf,
   DURATION_BUCKETS_SECONDS,
-  type ErrorState,
+  emptyHistory,
+  heldResults,
   type ImageCounters,
   type ImageState,
   type InFlight,
+  isCurrent,
+  type NodeRun,
   type NodeState,
 } from "./aggregates.ts";
+import { decideRun, noteInRun, retireRunId } from "./node_runs.ts";
 import type { CellState, MetricsSummary, SummaryOptions } from "./summary.ts";
 import { summarize } from "./summarize.ts";
+import { type JournalRecord, restoreRecord, snapshotRecords } from "./store_snapshot.ts";
+
+/** The most finished results kept per node and image in a run; older ones become counts. */
+export const MAX_HELD_PER_CELL = 8;
+
+/** The most prefetcher instances with a current run on one node. */
+export const MAX_INSTANCES_PER_NODE = 16;
+
+/** The most distinct images one node may report (its cells). */
+export const MAX_IMAGES_PER_NODE = 2_000;
+
+/** The most distinct strings shared between results (node, image, instance, image ref, error). */
+const MAX_INTERNED = 200_000;
+
+/** The most characters those shared strings hold together; past it new strings are not shared. */
+const MAX_INTERNED_CHARS = 16_000_000;
+
+/** Strings longer than this are never shared (a long error is seldom repeated word for word). */
+const MAX_INTERNED_LENGTH = 512;
 
 /** Options for {@linkcode MetricsStore}. */
 export interface MetricsStoreOptions {
   /**
-   * The most results kept; past it, results with new attempt ids are refused.
+   * The most results held (the current runs' finished attempts); past it, results with new
+   * attempt ids are refused. Older runs do not count: they are folded into counters.
    * @default {1_000_000}
    */
   maxResults?: number;
+  /**
+   * The most distinct nodes; past it, the node not heard from for the longest makes room if it
+   * is gone (see `goneAfterMs`), else results of new nodes are refused.
+   * @default {20_000}
+   */
+  maxNodes?: number;
+  /**
+   * The most distinct images; past it, an image no node refers to any more makes room, else
+   * results of new images are refused.
+   * @default {5_000}
+   */
+  maxImages?: number;
   /**
    * The most `in-progress` snapshots kept (one per running attempt); past it, the one updated
    * longest ago is forgotten.
@@ -45,8 +91,14 @@ export interface MetricsStoreOptions {
    */
   inProgressMaxAgeMs?: number;
   /**
-   * Ages snapshots on its monotonic `now` (a wall-clock step neither expires them early nor keeps
-   * them), and stamps summaries with `wallNow`.
+   * A node with images pending that the server has not heard from for this long, in
+   * milliseconds, is shown as gone rather than pending (and may make room for a new node).
+   * @default {900_000}
+   */
+  goneAfterMs?: number;
+  /**
+   * Ages nodes and snapshots on its monotonic `now` (a wall-clock step neither expires them early
+   * nor keeps them), and stamps summaries with `wallNow`.
    * @default {systemClock}
    */
   clock?: Pick<Clock, "now" | "wallNow">;
@@ -57,40 +109,66 @@ export class StoreFullError extends Error {
   /** Creates the error for a store of `maxResults`. */
   constructor(readonly maxResults: number) {
     super(
-      `the server already holds ${maxResults} results, its --max-results; restart it with a ` +
-        "higher --max-results (and memory) to accept more",
+      `the server already holds ${maxResults} results of current runs, its --max-results; ` +
+        "restart it with a higher --max-results (and memory) to accept more",
     );
     this.name = "StoreFullError";
   }
 }
 
-/** Keeps results, one per attempt id, and their aggregates. */
+/** A result would pass one of the store's bounds on what clients send (nodes, images…). */
+export class StoreLimitError extends Error {
+  /** Creates the error; `kind` names the bound, for logging once per kind. */
+  constructor(
+    readonly kind: "nodes" | "images" | "instances" | "images-per-node",
+    message: string,
+  ) {
+    super(message);
+    this.name = "StoreLimitError";
+  }
+}
+
+/** Where a finished or in-progress result goes. */
+interface Place {
+  node: NodeState;
+  cell: Cell;
+  image: ImageState;
+}
+
+/** Keeps the current runs' results and the aggregates of every run. */
 export class MetricsStore {
+  /** The held results by attempt id, in the order they arrived. */
   readonly #results = new Map<string, MetricsResult>();
   /** By attempt id, least recently updated first. */
   readonly #inFlight = new Map<string, InFlight>();
   readonly #nodes = new Map<string, NodeState>();
   readonly #images = new Map<string, ImageState>();
-  readonly #instanceNodes = new Map<string, Set<string>>();
-  readonly #errors = new Map<string, Map<string, ErrorState>>();
   readonly #strings = new Map<string, string>();
+  #internedChars = 0;
   readonly #maxResults: number;
+  readonly #maxNodes: number;
+  readonly #maxImages: number;
   readonly #maxInProgress: number;
   readonly #inProgressMaxAgeMs: number;
+  readonly #goneAfterMs: number;
   readonly #clock: Pick<Clock, "now" | "wallNow">;
   #refusedFull = 0;
+  #staleIgnored = 0;
   #version = 0;
-  #cached?: { version: number; options: string; summary: MetricsSummary };
+  #cached?: { version: number; options: string; at: number; summary: MetricsSummary };
 
   /** Creates an empty store. */
   constructor(options: MetricsStoreOptions = {}) {
     this.#maxResults = options.maxResults ?? 1_000_000;
+    this.#maxNodes = options.maxNodes ?? 20_000;
+    this.#maxImages = options.maxImages ?? 5_000;
     this.#maxInProgress = options.maxInProgress ?? 100_000;
     this.#inProgressMaxAgeMs = options.inProgressMaxAgeMs ?? 600_000;
+    this.#goneAfterMs = options.goneAfterMs ?? 900_000;
     this.#clock = options.clock ?? systemClock;
   }
 
-  /** How many results are held (attempts; `in-progress` snapshots are not counted). */
+  /** How many results are held (current runs' attempts; snapshots are not counted). */
   get size(): number {
     return this.#results.size;
   }
@@ -111,9 +189,26 @@ export class MetricsStore {
     return this.#refusedFull;
   }
 
+  /** How many results were ignored as re-sends of runs already replaced. */
+  get staleIgnored(): number {
+    return this.#staleIgnored;
+  }
+
+  /** How many runs of the nodes tracked were replaced by a later one and folded into counts. */
+  get runsCompacted(): number {
+    let runs = 0;
+    for (const node of this.#nodes.values()) runs += node.history.runs;
+    return runs;
+  }
+
   /** Changes whenever a result is added (or a snapshot of a running attempt comes or goes). */
   get version(): number {
     return this.#version;
+  }
+
+  /** How many strings the table of shared strings holds. */
+  get sharedStrings(): number {
+    return this.#strings.size;
   }
 
   /** How many distinct nodes have reported. */
@@ -121,36 +216,53 @@ export class MetricsStore {
     return this.#nodes.size;
   }
 
-  /** Returns one shared copy of equal strings (node and image names repeat a lot). */
+  /**
+   * Returns one shared copy of equal strings (node, image and error strings repeat a lot), for
+   * strings of up to 512 characters while the table holds fewer than 200,000 strings and 16 M
+   * characters; past that a string is returned as it is.
+   */
   intern(text: string): string {
+    if (text.length > MAX_INTERNED_LENGTH) return text;
     const known = this.#strings.get(text);
     if (known !== undefined) return known;
-    if (this.#strings.size < 1_000_000) this.#strings.set(text, text);
+    if (this.#strings.size < MAX_INTERNED && this.#internedChars < MAX_INTERNED_CHARS) {
+      this.#strings.set(text, text);
+      this.#internedChars += text.length;
+    }
     return text;
   }
 
   /**
-   * Keeps a result, unless one with its attempt id is held already. An `in-progress` result
-   * replaces the attempt's previous one instead, and is ignored once the attempt has finished; a
-   * finished result drops the `in-progress` one of its attempt (same attempt id) and of any
-   * earlier attempt of its node and image.
+   * Keeps a result, unless one with its attempt id is held already or its run was replaced. An
+   * `in-progress` result replaces the attempt's previous one instead, and is ignored once the
+   * attempt has finished; a finished result drops the `in-progress` one of its attempt (same
+   * attempt id) and of any earlier attempt of its node and image. A result of a new run replaces
+   * its node and instance's current run (see `node_runs.ts`).
    *
-   * @returns `added`, or `duplicate` when the attempt id was known (the result is ignored), or,
-   * for `in-progress`, when the attempt is over or a newer snapshot is held.
+   * @returns `added`, or `duplicate` when the result is ignored: its attempt id is held, its run
+   * was replaced, or (for `in-progress`) the attempt is over or a newer snapshot is held.
    * @throws {StoreFullError} when the store holds `maxResults` results.
+   * @throws {StoreLimitError} when the result would pass the bound on nodes, images or instances.
    */
   add(result: MetricsResult): "added" | "duplicate" {
-    if (result.outcome === "in-progress") return this.#addInProgress(result);
+    const shared = this.#share(result);
+    if (shared.outcome === "in-progress") return this.#addInProgress(shared);
     // The attempt is over whether or not there is room for its result.
-    this.#dropInFlight(result.attemptId);
-    if (this.#results.has(result.attemptId)) return "duplicate";
+    this.#dropInFlight(shared.attemptId);
+    if (this.#results.has(shared.attemptId)) return "duplicate";
+    // Placed first: the first result of a new run makes room by folding the run it replaces.
+    const place = this.#place(shared);
+    if (!place || shared.startedAt < place.cell.droppedUpTo) {
+      this.#staleIgnored++;
+      return "duplicate";
+    }
     if (this.#results.size >= this.#maxResults) {
       this.#refusedFull++;
       throw new StoreFullError(this.#maxResults);
     }
-    this.#results.set(result.attemptId, result);
+    this.#results.set(shared.attemptId, shared);
     this.#version++;
-    this.#aggregate(result as MetricsResult & { outcome: AttemptOutcome });
+    this.#aggregate(shared as MetricsResult & { outcome: AttemptOutcome }, place);
     return "added";
   }
 
@@ -160,11 +272,99 @@ export class MetricsStore {
     for (const entry of this.#inFlight.values()) yield entry.result;
   }
 
+  /** Every result held (the current runs'), in the order they arrived. */
+  results(): IterableIterator<MetricsResult> {
+    return this.#results.values();
+  }
+
+  /** Per-image counters over every run, by image. */
+  imageCounters(): ReadonlyMap<string, ImageCounters> {
+    return this.#images;
+  }
+
+  /** Where `image` stands on `node` in the node's current run. */
+  cellState(node: string, image: string): CellState {
+    this.#expire();
+    const state = this.#nodes.get(node);
+    const cell = state?.cells.get(image);
+    return cell && isCurrent(state!, cell) ? cellStateOf(cell) : "pending";
+  }
+
+  /** The journal records that rebuild this store: the held results, then the counters. */
+  journalRecords(): Iterable<JournalRecord> {
+    return snapshotRecords(this.#nodes, this.#images, this.#results.values());
+  }
+
+  /**
+   * Applies one record read back from the journal: a result (added as by {@linkcode add}) or
+   * counters written by a compaction (see `store_snapshot.ts`).
+   *
+   * @throws {StoreFullError | StoreLimitError} as {@linkcode add} does.
+   */
+  restore(record: JournalRecord): void {
+    if ("attemptId" in record) {
+      this.add(record);
+      return;
+    }
+    restoreRecord(record, {
+      image: (name) => this.#imageState(this.intern(name)),
+      node: (name) => this.#nodeState(this.intern(name)),
+      cell: (node, image) => this.#earlierCell(node, image),
+      intern: (text) => this.intern(text),
+    });
+    this.#version++;
+  }
+
+  /** Aggregates the current runs into the `/summary` document (cached until the next add). */
+  summary(options: SummaryOptions = {}): MetricsSummary {
+    this.#expire();
+    // Cached per set of options (a summary asked with other limits is computed anew), and for
+    // at most a second, as nodes turn gone with time alone.
+    const key = JSON.stringify([
+      options.grid ?? false,
+      options.slowest,
+      options.errorNodes,
+      options.downloading,
+      options.errors,
+    ]);
+    const cached = this.#cached;
+    const at = this.#clock.now();
+    if (
+      cached && cached.version === this.#version && cached.options === key && at - cached.at < 1000
+    ) return cached.summary;
+    const summary = summarize({
+      nodes: this.#nodes,
+      images: this.#images,
+      results: this.#results.size,
+      maxResults: this.#maxResults,
+      refusedFull: this.#refusedFull,
+      staleIgnored: this.#staleIgnored,
+      runsCompacted: this.runsCompacted,
+      goneAfterMs: this.#goneAfterMs,
+      now: () => this.#clock.now(),
+      wallNow: () => this.#clock.wallNow(),
+    }, options);
+    this.#cached = { version: this.#version, options: key, at, summary };
+    return summary;
+  }
+
+  /** Replaces the result's strings by shared equal ones, in place (they are equal). */
+  #share(result: MetricsResult): MetricsResult {
+    result.node = this.intern(result.node);
+    result.image = this.intern(result.image);
+    if (result.instance) result.instance = this.intern(result.instance);
+    if (result.imageRef) result.imageRef = this.intern(result.imageRef);
+    if (result.error) result.error = this.intern(result.error);
+    return result;
+  }
+
   #addInProgress(result: MetricsResult): "added" | "duplicate" {
     if (this.#results.has(result.attemptId)) return "duplicate";
     const known = this.#inFlight.get(result.attemptId);
     if (known && result.durationMs < known.result.durationMs) return "duplicate";
-    const { cell } = this.#register(result);
+    const place = this.#place(result);
+    if (!place) return "duplicate";
+    const { cell } = place;
     if (result.startedAt < cell.lastFinishedStartedAt) return "duplicate";
     const other = cell.inFlight;
     if (other && other.result.attemptId !== result.attemptId) {
@@ -200,130 +400,246 @@ export class MetricsStore {
     }
   }
 
-  /** Every result held, in the order they arrived. */
-  results(): IterableIterator<MetricsResult> {
-    return this.#results.values();
-  }
-
-  /** Per-image counters, by image. */
-  imageCounters(): ReadonlyMap<string, ImageCounters> {
-    return this.#images;
-  }
-
-  /** Where `image` stands on `node`. */
-  cellState(node: string, image: string): CellState {
-    this.#expire();
-    const cell = this.#nodes.get(node)?.cells.get(image);
-    return cell ? cellStateOf(cell) : "pending";
-  }
-
-  /** Makes the node, image and cell of a result known, without counting anything. */
-  #register(result: MetricsResult): { node: NodeState; cell: Cell; image: ImageState } {
-    const instance = result.instance ?? "";
-    let node = this.#nodes.get(result.node);
-    if (!node) {
-      node = { cells: new Map(), imagesTotal: new Map(), failedAttempts: 0, lastStartedAt: 0 };
-      this.#nodes.set(result.node, node);
+  /**
+   * Finds (making them known) the node, run, cell and image of a result; replaces the node's
+   * current run when the result starts a new one. Undefined for a result of a replaced run.
+   */
+  #place(result: MetricsResult): Place | undefined {
+    const node = this.#nodeState(result.node);
+    node.lastSeen = this.#clock.now();
+    const decision = decideRun(node, result);
+    if (decision.kind === "stale") return undefined;
+    const run = decision.run;
+    if (decision.kind === "new") {
+      if (decision.replaces) this.#retire(node, decision.replaces);
+      else if (node.runs.size >= MAX_INSTANCES_PER_NODE) {
+        throw new StoreLimitError(
+          "instances",
+          `node ${node.name} already reports for ${MAX_INSTANCES_PER_NODE} prefetcher instances; ` +
+            "results of another instance on it are refused",
+        );
+      }
+      node.runs.set(run.instance, run);
+      this.#version++;
     }
-    if (result.imagesTotal) node.imagesTotal.set(instance, result.imagesTotal);
+    noteInRun(run, result);
+    // The run's own string, shared by its results without the bounded table of shared strings.
+    if (result.runId) result.runId = run.id;
     node.lastStartedAt = Math.max(node.lastStartedAt, result.startedAt);
-    let instanceNodes = this.#instanceNodes.get(instance);
-    if (!instanceNodes) this.#instanceNodes.set(instance, instanceNodes = new Set());
-    instanceNodes.add(result.node);
-
-    let image = this.#images.get(result.image);
-    if (!image) {
-      image = {
-        attempts: { pulled: 0, present: 0, "attempt-failed": 0, failed: 0 },
-        durationBuckets: new Array(DURATION_BUCKETS_SECONDS.length + 1).fill(0),
-        durationSumSeconds: 0,
-        bytesPulled: 0,
-        instances: new Set(),
-        size: 0,
-      };
-      this.#images.set(result.image, image);
-    }
-    image.instances.add(instance);
-    let cell = node.cells.get(result.image);
-    if (!cell) {
-      node.cells.set(result.image, cell = { failedAttempts: 0, lastFinishedStartedAt: 0 });
-    }
-    return { node, cell, image };
+    const image = this.#imageState(result.image);
+    return { node, cell: this.#cellOf(node, run, result.image, image), image };
   }
 
-  #aggregate(result: MetricsResult & { outcome: AttemptOutcome }): void {
-    const { node, cell, image } = this.#register(result);
-    image.attempts[result.outcome]++;
-    image.size = Math.max(image.size, result.sizeBytes ?? 0);
-    if (result.outcome === "pulled") {
-      const seconds = result.durationMs / 1000;
-      let bucket = DURATION_BUCKETS_SECONDS.findIndex((bound) => seconds <= bound);
-      if (bucket < 0) bucket = DURATION_BUCKETS_SECONDS.length;
-      image.durationBuckets[bucket]++;
-      image.durationSumSeconds += seconds;
-      image.bytesPulled += result.sizeBytes ?? 0;
-    }
+  #nodeState(name: string): NodeState {
+    let node = this.#nodes.get(name);
+    if (node) return node;
+    if (this.#nodes.size >= this.#maxNodes) this.#forgetGoneNode();
+    node = {
+      name,
+      cells: new Map(),
+      runs: new Map(),
+      retired: [],
+      lastSeen: this.#clock.now(),
+      lastStartedAt: 0,
+      history: emptyHistory(),
+    };
+    this.#nodes.set(name, node);
+    return node;
+  }
 
+  /** Makes room for a node by forgetting the one heard from longest ago, if it is gone. */
+  #forgetGoneNode(): void {
+    let oldest: NodeState | undefined;
+    for (const node of this.#nodes.values()) {
+      if (!oldest || node.lastSeen < oldest.lastSeen) oldest = node;
+    }
+    if (!oldest || this.#clock.now() - oldest.lastSeen < this.#goneAfterMs) {
+      throw new StoreLimitError(
+        "nodes",
+        `the server already tracks ${this.#maxNodes} nodes, its --max-nodes, and none has been ` +
+          "silent long enough to be forgotten; results of new nodes are refused until one is " +
+          "(or restart it with a higher --max-nodes)",
+      );
+    }
+    for (const cell of oldest.cells.values()) this.#deleteCell(oldest, cell);
+    this.#nodes.delete(oldest.name);
+    this.#version++;
+  }
+
+  #imageState(name: string): ImageState {
+    let image = this.#images.get(name);
+    if (image) return image;
+    if (this.#images.size >= this.#maxImages) this.#forgetUnusedImage();
+    image = {
+      attempts: { pulled: 0, present: 0, "attempt-failed": 0, failed: 0 },
+      durationBuckets: new Array(DURATION_BUCKETS_SECONDS.length + 1).fill(0),
+      durationSumSeconds: 0,
+      bytesPulled: 0,
+      size: 0,
+      cells: 0,
+    };
+    this.#images.set(name, image);
+    return image;
+  }
+
+  /** Makes room for an image by forgetting one that no node refers to any more. */
+  #forgetUnusedImage(): void {
+    for (const [name, image] of this.#images) {
+      if (image.cells === 0) {
+        this.#images.delete(name);
+        return;
+      }
+    }
+    throw new StoreLimitError(
+      "images",
+      `the server already tracks ${this.#maxImages} distinct images, its --max-images, all ` +
+        "still listed by some node; results of other images are refused (shorten the image " +
+        "lists or restart it with a higher --max-images)",
+    );
+  }
+
+  /** The node's cell of `image` in `run`; a cell of an earlier run moves to `run`. */
+  #cellOf(node: NodeState, run: NodeRun, name: string, image: ImageState): Cell {
+    let cell = node.cells.get(name);
+    if (!cell) {
+      if (node.cells.size >= MAX_IMAGES_PER_NODE) {
+        throw new StoreLimitError(
+          "images-per-node",
+          `node ${node.name} already reported ${MAX_IMAGES_PER_NODE} distinct images; results ` +
+            "of more images from it are refused (split the image list across instances)",
+        );
+      }
+      cell = {
+        image: name,
+        run,
+        held: undefined,
+        failedAttempts: 0,
+        lastFinishedStartedAt: 0,
+        droppedUpTo: 0,
+      };
+      node.cells.set(name, cell);
+      image.cells++;
+    } else if (cell.run !== run) {
+      this.#closeCell(node, cell);
+      cell.run = run;
+    }
+    return cell;
+  }
+
+  /** A cell with only an earlier run's outcome, for a restored snapshot. */
+  #earlierCell(node: NodeState, name: string): Cell {
+    const image = this.#imageState(name);
+    const placeholder: NodeRun = {
+      id: "",
+      instance: "",
+      firstStartedAt: 0,
+      lastStartedAt: 0,
+      imagesTotal: 0,
+    };
+    return this.#cellOf(node, node.cells.get(name)?.run ?? placeholder, name, image);
+  }
+
+  /**
+   * Replaces `old`, the current run of its instance on `node`: its cells keep only how it ended
+   * for them, their results become counts; cells of runs before it are forgotten.
+   */
+  #retire(node: NodeState, old: NodeRun): void {
+    for (const cell of node.cells.values()) {
+      if (cell.run === old) this.#closeCell(node, cell);
+      else if (!isCurrent(node, cell)) this.#deleteCell(node, cell);
+    }
+    node.runs.delete(old.instance);
+    retireRunId(node, old);
+    node.history.runs++;
+  }
+
+  /** Ends a cell's run: its outcome becomes the cell's earlier state, its results counts. */
+  #closeCell(node: NodeState, cell: Cell): void {
+    if (cell.final) {
+      cell.earlier = {
+        outcome: cell.final.outcome as "pulled" | "present" | "failed",
+        finishedAt: cell.final.startedAt + Math.round(cell.final.durationMs / 1000),
+      };
+    }
+    for (const result of heldResults(cell)) this.#fold(node, result);
+    cell.held = undefined;
+    cell.final = undefined;
+    cell.failedAttempts = 0;
+    cell.lastFinishedStartedAt = 0;
+    cell.droppedUpTo = 0;
+    if (cell.inFlight) this.#dropInFlight(cell.inFlight.result.attemptId);
+  }
+
+  #deleteCell(node: NodeState, cell: Cell): void {
+    this.#closeCell(node, cell);
+    node.cells.delete(cell.image);
+    const image = this.#images.get(cell.image);
+    if (image) image.cells--;
+  }
+
+  /** Drops a held result, keeping it in its node's history counts. */
+  #fold(node: NodeState, result: MetricsResult): void {
+    this.#results.delete(result.attemptId);
+    const { history } = node;
+    history.attempts++;
+    if (result.outcome === "attempt-failed" || result.outcome === "failed") {
+      history.failedAttempts++;
+    }
+    if (result.outcome === "pulled") {
+      history.pulled++;
+      history.bytesPulled += result.sizeBytes ?? 0;
+      history.pullMs += result.durationMs;
+    }
+    this.#version++;
+  }
+
+  #aggregate(result: MetricsResult & { outcome: AttemptOutcome }, place: Place): void {
+    const { node, cell, image } = place;
+    countAttempt(image, result);
+    this.#hold(node, cell, result);
     cell.lastFinishedStartedAt = Math.max(cell.lastFinishedStartedAt, result.startedAt);
     // A finished attempt that started later ends any attempt before it.
     const earlier = cell.inFlight;
     if (earlier && earlier.result.startedAt < result.startedAt) {
       this.#dropInFlight(earlier.result.attemptId);
     }
-    if (result.outcome === "attempt-failed" || result.outcome === "failed") {
-      cell.failedAttempts++;
-      node.failedAttempts++;
-      this.#noteError(result);
-    }
+    if (result.outcome === "attempt-failed" || result.outcome === "failed") cell.failedAttempts++;
     if (isFinal(result.outcome) && decides(result, cell.final)) cell.final = result;
   }
 
-  #noteError(result: MetricsResult): void {
-    const message = result.error || "(no error message)";
-    let byMessage = this.#errors.get(result.image);
-    if (!byMessage) this.#errors.set(result.image, byMessage = new Map());
-    let state = byMessage.get(message);
-    if (!state) {
-      byMessage.set(message, state = { attempts: 0, finalNodes: new Set(), nodes: new Set() });
+  /** Holds a result in its cell; past the cell's bound the oldest becomes counts. */
+  #hold(node: NodeState, cell: Cell, result: MetricsResult): void {
+    // Most cells hold one result: no array for it.
+    const held = cell.held;
+    if (held === undefined) cell.held = result;
+    else if (!Array.isArray(held)) cell.held = [held, result];
+    else {
+      held.push(result);
+      if (held.length > MAX_HELD_PER_CELL) {
+        const dropped = held.shift()!;
+        cell.droppedUpTo = Math.max(cell.droppedUpTo, dropped.startedAt);
+        this.#fold(node, dropped);
+      }
     }
-    state.attempts++;
-    state.nodes.add(result.node);
-    if (result.outcome === "failed") state.finalNodes.add(result.node);
-  }
-
-  /** Aggregates everything held into the `/summary` document (cached until the next add). */
-  summary(options: SummaryOptions = {}): MetricsSummary {
-    this.#expire();
-    // Cached per set of options: a summary asked with other limits is computed anew.
-    const key = JSON.stringify([
-      options.grid ?? false,
-      options.slowest,
-      options.errorNodes,
-      options.downloading,
-    ]);
-    const cached = this.#cached;
-    if (cached && cached.version === this.#version && cached.options === key) {
-      return cached.summary;
-    }
-    const summary = summarize({
-      nodes: this.#nodes,
-      images: this.#images,
-      instanceNodes: this.#instanceNodes,
-      errors: this.#errors,
-      results: this.#results.size,
-      maxResults: this.#maxResults,
-      refusedFull: this.#refusedFull,
-      now: () => this.#clock.now(),
-      wallNow: () => this.#clock.wallNow(),
-    }, options);
-    this.#cached = { version: this.#version, options: key, summary };
-    return summary;
   }
 }
 
+/** Adds an attempt to its image's counters (kept over every run, for Prometheus). */
+function countAttempt(image: ImageState, result: MetricsResult & { outcome: AttemptOutcome }) {
+  image.attempts[result.outcome]++;
+  image.size = Math.max(image.size, result.sizeBytes ?? 0);
+  if (result.outcome !== "pulled") return;
+  const seconds = result.durationMs / 1000;
+  let bucket = DURATION_BUCKETS_SECONDS.findIndex((bound) => seconds <= bound);
+  if (bucket < 0) bucket = DURATION_BUCKETS_SECONDS.length;
+  image.durationBuckets[bucket]++;
+  image.durationSumSeconds += seconds;
+  image.bytesPulled += result.sizeBytes ?? 0;
+}
+
 /**
- * Whether a final result replaces the current one: the later run wins (a node's fetch may run
- * again after a restart); at the same second, having the image wins over failing.
+ * Whether a final result replaces the current one: the later attempt wins (a long-lived client
+ * pulls again in the same run); at the same second, having the image wins over failing.
  */
 function decides(candidate: MetricsResult, current: MetricsResult | undefined): boolean {
   if (!current) return true;

@@ -48,11 +48,13 @@ Deno.test("summary: done, failed, retrying and pending per node and per image", 
   assert.deepEqual(summary.progress, {
     nodes: 3,
     nodes_finished: 1,
+    nodes_gone: 0,
     images: 2,
     expected: 6,
     done: 3,
     failed: 1,
     pending: 2,
+    gone: 0,
     percent: 66.6,
     complete: false,
     downloading: 0,
@@ -225,7 +227,7 @@ Deno.test("in-progress: a later attempt's result or snapshot of the same node an
   assert.equal(store.add(snapshot("n1", "b", "first", 3_000, { startedAt: 1000 })), "duplicate");
   // Other nodes and images are not affected.
   store.add(snapshot("n2", "b", "elsewhere", 1_000, { startedAt: 900 }));
-  store.add(result("n2", "a", "pulled", { startedAt: 3000 }));
+  store.add(result("n2", "a", "pulled", { startedAt: 2000 }));
   assert.deepEqual([...store.inProgress()].map((r) => r.attemptId), ["second", "elsewhere"]);
 });
 

@@ -29,7 +29,7 @@ import {
   type Refusal,
   type ServerAuth,
 } from "../../core/bearer_token.ts";
-import { type MetricsStore, StoreFullError } from "./store.ts";
+import { type MetricsStore, StoreFullError, StoreLimitError } from "./store.ts";
 import type { WarnOnce } from "./warn_once.ts";
 
 /** Where accepted attempts are written before their stream is acknowledged. */
@@ -53,6 +53,9 @@ export interface SubmitHandlerOptions {
   /** Where accepted attempts are also written, if anywhere. */
   journal?: ResultJournal;
 }
+
+/** The most accepted results a stream holds before writing them to the journal. */
+const JOURNAL_BATCH = 1_000;
 
 const MALFORMED = Symbol("malformed");
 type Malformed = { [MALFORMED]: { kind: string; code: grpc.status; message: string } };
@@ -183,7 +186,10 @@ class SubmitStream {
     const result = resultFromWire({ ...message, node }, (text) => store.intern(text));
     if (store.add(result) !== "added") return;
     this.#added++;
-    if (result.outcome !== "in-progress") this.#unjournaled.push(result);
+    if (result.outcome === "in-progress") return;
+    this.#unjournaled.push(result);
+    // A long stream is journaled as it goes, so what it holds back stays bounded.
+    if (this.#unjournaled.length >= JOURNAL_BATCH) this.#journal();
   }
 
   /** The status that ends the stream after `error`, logged once per kind. */
@@ -199,6 +205,13 @@ class SubmitStream {
       warnOnce("store-full", "refused results: the store is full", {
         peer,
         max_results: error.maxResults,
+      });
+      return { code: grpc.status.RESOURCE_EXHAUSTED, details: error.message };
+    }
+    if (error instanceof StoreLimitError) {
+      warnOnce(`limit-${error.kind}`, "refused a result past a bound", {
+        peer,
+        error: error.message,
       });
       return { code: grpc.status.RESOURCE_EXHAUSTED, details: error.message };
     }

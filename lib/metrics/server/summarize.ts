@@ -8,10 +8,11 @@
 import { type MetricsResult, OUTCOMES } from "../protocol.ts";
 import {
   type Cell,
-  cellStateOf,
-  type ErrorState,
+  finishedStateOf,
+  heldResults,
   type ImageState,
   type InFlight,
+  isCurrent,
   type NodeState,
 } from "./aggregates.ts";
 import {
@@ -32,20 +33,33 @@ export interface SummarySource {
   nodes: ReadonlyMap<string, NodeState>;
   /** Every image, by name. */
   images: ReadonlyMap<string, ImageState>;
-  /** The nodes of each prefetcher instance, by instance ("" when unknown). */
-  instanceNodes: ReadonlyMap<string, ReadonlySet<string>>;
-  /** Failed attempts by image, then by error message. */
-  errors: ReadonlyMap<string, ReadonlyMap<string, ErrorState>>;
   /** Results held. */
   results: number;
   /** The bound on results held. */
   maxResults: number;
   /** Results refused because the store was full. */
   refusedFull: number;
-  /** The time of the clock snapshots were received on (monotonic), for their ages. */
+  /** Results ignored as re-sends of replaced runs. */
+  staleIgnored: number;
+  /** Runs replaced and folded into counts. */
+  runsCompacted: number;
+  /** How long a node with images pending may stay silent before it counts as gone, in ms. */
+  goneAfterMs: number;
+  /** A monotonic clock in milliseconds (what `NodeState.lastSeen` and snapshots are on). */
   now: () => number;
   /** The current time in milliseconds since the epoch, stamped on the summary. */
   wallNow: () => number;
+}
+
+/** The failed attempts of one image with one error message, as the walk gathers them. */
+interface ErrorTally {
+  attempts: number;
+  finalFailures: number;
+  /** The first nodes, up to the summary's `errorNodes`. */
+  nodes: string[];
+  nodeCount: number;
+  /** The node the walk counted last, so that a node counts once. */
+  lastNode: string;
 }
 
 /** Overall progress, as {@linkcode MetricsSummary.progress} holds it. */
@@ -53,6 +67,12 @@ type Progress = MetricsSummary["progress"];
 
 /** What the cells of one image add up to. */
 interface ImageTally {
+  /** The instances whose current runs list it. */
+  instances: Set<string>;
+  /** The instance added to `instances` last. */
+  lastInstance?: string;
+  /** When its latest final result on a node finished, in seconds since the epoch. */
+  lastFinishedAt: number;
   done: number;
   pulled: number;
   failed: number;
@@ -65,6 +85,11 @@ interface ImageTally {
 interface NodeTally {
   done: number;
   failed: number;
+  /** Cells of its current runs. */
+  current: number;
+  failedAttempts: number;
+  /** When the latest final result of the current runs finished, in seconds since the epoch. */
+  lastFinishedAt: number;
   bytesInFlight: number;
   downloading: NodeDownload[];
   /** Its grid row: one letter per image (empty without a grid). */
@@ -78,8 +103,14 @@ interface Walk {
   grid: boolean;
   slowestCount: number;
   downloadingLimit: number;
-  /** When the walk started, in milliseconds since the epoch. */
+  /** When the walk started, on the monotonic clock. */
   now: number;
+  goneAfterMs: number;
+  errorNodes: number;
+  /** Nodes still reporting per instance with a current run. */
+  instanceNodes: Map<string, number>;
+  /** Errors of the current runs, by image, then message. */
+  errors: Map<string, Map<string, ErrorTally>>;
   /** Grid column of each image. */
   column: Map<string, number>;
   perImage: Map<string, ImageTally>;
@@ -105,11 +136,12 @@ interface Walk {
  * const summary = summarize({
  *   nodes: new Map(),
  *   images: new Map(),
- *   instanceNodes: new Map(),
- *   errors: new Map(),
  *   results: 0,
  *   maxResults: 10,
  *   refusedFull: 0,
+ *   staleIgnored: 0,
+ *   runsCompacted: 0,
+ *   goneAfterMs: 900_000,
  *   now: () => 0,
  *   wallNow: () => 0,
  * }, { grid: true });
@@ -120,19 +152,23 @@ interface Walk {
 export function summarize(source: SummarySource, options: SummaryOptions = {}): MetricsSummary {
   const imageNames = [...source.images.keys()].sort();
   const nodeNames = [...source.nodes.keys()].sort();
-  const walk = startWalk(imageNames, nodeNames.length, options, source.now());
+  const walk = startWalk(imageNames, nodeNames.length, options, source);
   for (const name of nodeNames) walkNode(walk, name, source.nodes.get(name)!, imageNames.length);
   finishProgress(walk.progress);
+  const errors = errorGroups(walk.errors);
   const summary: MetricsSummary = {
     generated_at: new Date(source.wallNow()).toISOString(),
     results: source.results,
     max_results: source.maxResults,
     refused_full: source.refusedFull,
+    stale_ignored: source.staleIgnored,
+    runs_compacted: source.runsCompacted,
     progress: walk.progress,
-    images: imageNames.map((image) => imageRow(image, walk.perImage.get(image)!, source)),
+    images: imageNames.map((image) => imageRow(image, walk, source)),
     nodes: walk.nodes,
     slowest: walk.slowest,
-    errors: errorGroups(source.errors, options.errorNodes ?? 10),
+    errors: errors.slice(0, options.errors ?? 200),
+    error_groups: errors.length,
     downloading: walk.downloading.sort((a, b) =>
       a.node.localeCompare(b.node) || a.image.localeCompare(b.image)
     ),
@@ -152,15 +188,21 @@ function startWalk(
   imageNames: string[],
   nodeCount: number,
   options: SummaryOptions,
-  now: number,
+  source: SummarySource,
 ): Walk {
   return {
     grid: options.grid ?? false,
     slowestCount: options.slowest ?? 20,
     downloadingLimit: options.downloading ?? 50,
-    now,
+    now: source.now(),
+    goneAfterMs: source.goneAfterMs,
+    errorNodes: options.errorNodes ?? 10,
+    instanceNodes: new Map(),
+    errors: new Map(),
     column: new Map(imageNames.map((image, index) => [image, index])),
     perImage: new Map(imageNames.map((image) => [image, {
+      instances: new Set<string>(),
+      lastFinishedAt: 0,
       done: 0,
       pulled: 0,
       failed: 0,
@@ -172,11 +214,13 @@ function startWalk(
     progress: {
       nodes: nodeCount,
       nodes_finished: 0,
+      nodes_gone: 0,
       images: imageNames.length,
       expected: 0,
       done: 0,
       failed: 0,
       pending: 0,
+      gone: 0,
       percent: 0,
       complete: false,
       downloading: 0,
@@ -194,29 +238,29 @@ function walkNode(walk: Walk, name: string, node: NodeState, imageCount: number)
   const tally: NodeTally = {
     done: 0,
     failed: 0,
+    current: 0,
+    failedAttempts: 0,
+    lastFinishedAt: 0,
     bytesInFlight: 0,
     downloading: [],
     letters: walk.grid ? new Array<string>(imageCount).fill(".") : [],
     times: walk.grid ? new Array<number>(imageCount).fill(0) : [],
   };
-  for (const [image, cell] of node.cells) walkCell(walk, tally, name, image, cell);
+  for (const cell of node.cells.values()) walkCell(walk, tally, node, cell);
   let total = 0;
-  for (const count of node.imagesTotal.values()) total += count;
-  if (total === 0) total = node.cells.size;
-  const pending = Math.max(0, total - tally.done - tally.failed);
-  const finished = pending === 0;
-  walk.nodes.push({
-    node: name,
-    images_total: total,
-    done: tally.done,
-    failed: tally.failed,
-    pending,
-    failed_attempts: node.failedAttempts,
-    finished,
-    last_started_at: node.lastStartedAt,
-    downloading: tally.downloading.sort((a, b) => a.image.localeCompare(b.image)),
-    bytes_in_flight: tally.bytesInFlight,
-  });
+  for (const run of node.runs.values()) total += run.imagesTotal;
+  if (total === 0) total = tally.current;
+  const unfinished = Math.max(0, total - tally.done - tally.failed);
+  const silentMs = walk.now - node.lastSeen;
+  const gone = unfinished > 0 && silentMs > walk.goneAfterMs;
+  const pending = gone ? 0 : unfinished;
+  const finished = unfinished === 0;
+  if (!gone) {
+    for (const instance of node.runs.keys()) {
+      walk.instanceNodes.set(instance, (walk.instanceNodes.get(instance) ?? 0) + 1);
+    }
+  }
+  walk.nodes.push(nodeRow(name, node, tally, { total, pending, finished, gone, silentMs }));
   const { progress } = walk;
   progress.downloading += tally.downloading.length;
   progress.bytes_in_flight += tally.bytesInFlight;
@@ -224,6 +268,10 @@ function walkNode(walk: Walk, name: string, node: NodeState, imageCount: number)
   progress.done += tally.done;
   progress.failed += tally.failed;
   progress.pending += pending;
+  if (gone) {
+    progress.gone += unfinished;
+    progress.nodes_gone++;
+  }
   if (finished) progress.nodes_finished++;
   if (walk.grid) {
     walk.states.push(tally.letters.join(""));
@@ -231,12 +279,64 @@ function walkNode(walk: Walk, name: string, node: NodeState, imageCount: number)
   }
 }
 
+/** A node's row of the summary, from its tally. */
+function nodeRow(
+  name: string,
+  node: NodeState,
+  tally: NodeTally,
+  state: { total: number; pending: number; finished: boolean; gone: boolean; silentMs: number },
+): NodeSummary {
+  const runs = [...node.runs.values()];
+  const { history } = node;
+  return {
+    node: name,
+    images_total: state.total,
+    done: tally.done,
+    failed: tally.failed,
+    pending: state.pending,
+    failed_attempts: tally.failedAttempts,
+    finished: state.finished,
+    gone: state.gone,
+    last_seen_seconds_ago: Math.max(0, Math.round(state.silentMs / 1000)),
+    run_id: runs.map((run) => run.id).join(","),
+    run_started_at: runs.length ? Math.min(...runs.map((run) => run.firstStartedAt)) : 0,
+    last_finished_at: tally.lastFinishedAt,
+    earlier_runs: {
+      runs: history.runs,
+      attempts: history.attempts,
+      failed_attempts: history.failedAttempts,
+      pulled: history.pulled,
+      bytes_pulled: history.bytesPulled,
+    },
+    last_started_at: node.lastStartedAt,
+    downloading: tally.downloading.sort((a, b) => a.image.localeCompare(b.image)),
+    bytes_in_flight: tally.bytesInFlight,
+  };
+}
+
 /** Counts one cell: its download in flight, its state by finished attempts, its grid entry. */
-function walkCell(walk: Walk, tally: NodeTally, node: string, image: string, cell: Cell): void {
-  if (cell.inFlight) noteDownload(walk, tally, node, cell.inFlight);
-  // The counts go by finished attempts; a download shows in the grid and the lists.
-  const state = cellStateOf({ ...cell, inFlight: undefined });
-  const stats = walk.perImage.get(image)!;
+function walkCell(walk: Walk, tally: NodeTally, node: NodeState, cell: Cell): void {
+  const current = isCurrent(node, cell);
+  if (cell.inFlight) noteDownload(walk, tally, node.name, cell.inFlight);
+  // The counts go by the current run's finished attempts; a download shows in the grid and lists.
+  const state = current ? finishedStateOf(cell) : "pending";
+  const stats = walk.perImage.get(cell.image)!;
+  if (current) {
+    tally.current++;
+    tally.failedAttempts += cell.failedAttempts;
+    // Most cells of an image share one instance: skip the set when it is the last one added.
+    if (stats.lastInstance !== cell.run.instance) {
+      stats.lastInstance = cell.run.instance;
+      stats.instances.add(cell.run.instance);
+    }
+    noteErrors(walk, node.name, cell);
+    const final = cell.final;
+    if (final) {
+      const finishedAt = final.startedAt + Math.round(final.durationMs / 1000);
+      tally.lastFinishedAt = Math.max(tally.lastFinishedAt, finishedAt);
+      stats.lastFinishedAt = Math.max(stats.lastFinishedAt, finishedAt);
+    }
+  }
   if (state === "pulled" || state === "present") {
     tally.done++;
     stats.done++;
@@ -253,9 +353,45 @@ function walkCell(walk: Walk, tally: NodeTally, node: string, image: string, cel
     stats.retrying++;
   }
   if (walk.grid) {
-    const index = walk.column.get(image)!;
-    tally.letters[index] = CELL_LETTERS[cell.inFlight ? "downloading" : state];
+    const index = walk.column.get(cell.image)!;
+    const shown = cell.inFlight
+      ? "downloading"
+      : state === "pending" && cell.earlier
+      ? "earlier"
+      : state;
+    tally.letters[index] = CELL_LETTERS[shown];
     tally.times[index] = cell.inFlight?.result.durationMs ?? cell.final?.durationMs ?? 0;
+  }
+}
+
+/** Adds a current cell's failed attempts to the error groups. */
+function noteErrors(walk: Walk, node: string, cell: Cell): void {
+  if (cell.failedAttempts === 0) return;
+  for (const result of heldResults(cell)) {
+    if (result.outcome !== "attempt-failed" && result.outcome !== "failed") continue;
+    let byMessage = walk.errors.get(cell.image);
+    if (!byMessage) walk.errors.set(cell.image, byMessage = new Map());
+    const message = result.error || "(no error message)";
+    let tally = byMessage.get(message);
+    if (!tally) {
+      byMessage.set(
+        message,
+        tally = {
+          attempts: 0,
+          finalFailures: 0,
+          nodes: [],
+          nodeCount: 0,
+          lastNode: "",
+        },
+      );
+    }
+    tally.attempts++;
+    if (result.outcome === "failed" && cell.final === result) tally.finalFailures++;
+    if (tally.lastNode !== node) {
+      tally.lastNode = node;
+      tally.nodeCount++;
+      if (tally.nodes.length < walk.errorNodes) tally.nodes.push(node);
+    }
   }
 }
 
@@ -271,16 +407,16 @@ function finishProgress(progress: Progress): void {
   progress.percent = progress.expected === 0
     ? 0
     : Math.floor(((progress.done + progress.failed) / progress.expected) * 1000) / 10;
-  progress.complete = progress.nodes > 0 && progress.pending === 0;
+  progress.complete = progress.nodes > 0 && progress.pending === 0 &&
+    progress.nodes_gone < progress.nodes;
 }
 
 /** One image's row: its tally over the nodes, its attempts, durations and size. */
-function imageRow(image: string, stats: ImageTally, source: SummarySource): ImageSummary {
+function imageRow(image: string, walk: Walk, source: SummarySource): ImageSummary {
+  const stats = walk.perImage.get(image)!;
   const counters = source.images.get(image)!;
   let candidates = 0;
-  for (const instance of counters.instances) {
-    candidates += source.instanceNodes.get(instance)?.size ?? 0;
-  }
+  for (const instance of stats.instances) candidates += walk.instanceNodes.get(instance) ?? 0;
   const sorted = stats.durations.sort((a, b) => a - b);
   const summary: ImageSummary = {
     image,
@@ -298,24 +434,22 @@ function imageRow(image: string, stats: ImageTally, source: SummarySource): Imag
     summary.max_ms = sorted[sorted.length - 1];
   }
   if (counters.size) summary.size_bytes = counters.size;
+  if (stats.lastFinishedAt) summary.last_finished_at = stats.lastFinishedAt;
   return summary;
 }
 
-/** Every error by image and message, the most final failures first, then the most attempts. */
-function errorGroups(
-  errors: ReadonlyMap<string, ReadonlyMap<string, ErrorState>>,
-  errorNodes: number,
-): ErrorGroup[] {
+/** The current runs' errors by image and message, the most final failures first. */
+function errorGroups(errors: Map<string, Map<string, ErrorTally>>): ErrorGroup[] {
   const groups: ErrorGroup[] = [];
   for (const [image, byMessage] of errors) {
-    for (const [error, state] of byMessage) {
+    for (const [error, tally] of byMessage) {
       groups.push({
         image,
         error,
-        attempts: state.attempts,
-        final_failures: state.finalNodes.size,
-        nodes: [...state.nodes].slice(0, errorNodes),
-        node_count: state.nodes.size,
+        attempts: tally.attempts,
+        final_failures: tally.finalFailures,
+        nodes: tally.nodes,
+        node_count: tally.nodeCount,
       });
     }
   }

@@ -72,12 +72,13 @@ Deno.test("summarize: an empty source is not complete and stamps the clock's tim
   const summary = summarize({
     nodes: new Map(),
     images: new Map(),
-    instanceNodes: new Map(),
-    errors: new Map(),
     results: 0,
     maxResults: 5,
     refusedFull: 2,
-    now: () => 5,
+    staleIgnored: 0,
+    runsCompacted: 0,
+    goneAfterMs: 1_000,
+    now: () => 0,
     wallNow: () => Date.UTC(2024, 0, 2),
   });
   assert.equal(summary.generated_at, "2024-01-02T00:00:00.000Z");

@@ -7,20 +7,25 @@
  */
 
 /**
- * Where an image stands on a node: `downloading` (an attempt is downloading it now), `pulled` /
- * `present` (done), `failed` (final), `retrying` (only failed attempts so far, more to come) or
- * `pending` (nothing received yet).
+ * Where an image stands on a node in the node's current run: `downloading` (an attempt is
+ * downloading it now), `pulled` / `present` (done), `failed` (final), `retrying` (only failed
+ * attempts so far, more to come) or `pending` (nothing received yet). The grid also writes
+ * `earlier`: pending in the current run, done or failed in the run before it.
  */
 export type CellState = "downloading" | "pulled" | "present" | "failed" | "retrying" | "pending";
 
-/** One letter per {@linkcode CellState}, as the summary's grid writes them. */
-export const CELL_LETTERS: Readonly<Record<CellState, string>> = Object.freeze({
+/** A grid cell's state: a {@linkcode CellState}, or pending now but finished in an earlier run. */
+export type GridState = CellState | "earlier";
+
+/** One letter per {@linkcode GridState}, as the summary's grid writes them. */
+export const CELL_LETTERS: Readonly<Record<GridState, string>> = Object.freeze({
   downloading: "d",
   pulled: "P",
   present: "p",
   failed: "F",
   retrying: "r",
   pending: ".",
+  earlier: "o",
 });
 
 /** Per-image figures of a {@linkcode MetricsSummary}. */
@@ -49,6 +54,11 @@ export interface ImageSummary {
   max_ms?: number;
   /** The largest size a node reported, in bytes. */
   size_bytes?: number;
+  /**
+   * When the image last finished on a node in its current run (pulled, found present or failed:
+   * the latest refresh, with a long-lived client), in seconds since the epoch.
+   */
+  last_finished_at?: number;
 }
 
 /** One image downloading on a node now, from its attempt's latest `in-progress` result. */
@@ -95,10 +105,35 @@ export interface NodeSummary {
   failed: number;
   /** Images not finished yet. */
   pending: number;
-  /** Attempts that failed there. */
+  /** Attempts that failed there, in its current run. */
   failed_attempts: number;
   /** Every image of the node is done or failed. */
   finished: boolean;
+  /**
+   * Not finished, and nothing heard from the node for the server's gone-after time (15 min by
+   * default): it was probably removed or stopped; its pending images count as `gone`, not
+   * `pending`.
+   */
+  gone: boolean;
+  /** Seconds since the server last heard from the node. */
+  last_seen_seconds_ago: number;
+  /** The current run's id (one per instance, comma-separated, when the node runs several). */
+  run_id: string;
+  /** When the current run's first attempt started, in seconds since the epoch. */
+  run_started_at: number;
+  /**
+   * When the latest final result of the current run finished (the last refresh of the node's
+   * images, with a long-lived client), in seconds since the epoch; 0 before the first.
+   */
+  last_finished_at: number;
+  /** Runs of the node before its current one, folded into these counts. */
+  earlier_runs: {
+    runs: number;
+    attempts: number;
+    failed_attempts: number;
+    pulled: number;
+    bytes_pulled: number;
+  };
   /** When the last result from the node started, in seconds since the epoch. */
   last_started_at: number;
   /** The images downloading on the node now, by name. */
@@ -143,7 +178,7 @@ export interface SummaryGrid {
   images: string[];
   /** Row order. */
   nodes: string[];
-  /** Per node, one {@linkcode CELL_LETTERS} letter per image. */
+  /** Per node, one {@linkcode CELL_LETTERS} letter per image (its current run). */
   states: string[];
   /** Per node, per image, the deciding attempt's duration in milliseconds (0: none). */
   durations: number[][];
@@ -159,19 +194,28 @@ export interface MetricsSummary {
   max_results: number;
   /** Results refused because the store was full. */
   refused_full: number;
-  /** Overall progress. */
+  /** Results ignored as late re-sends of runs already replaced. */
+  stale_ignored: number;
+  /** Runs replaced by a later run of their node, kept only as counts. */
+  runs_compacted: number;
+  /** Overall progress of the nodes' current runs. */
   progress: {
     nodes: number;
     nodes_finished: number;
+    /** Nodes not finished and not heard from for the gone-after time. */
+    nodes_gone: number;
     images: number;
     /** Node-image pairs expected: each node's `images_total` (or what it reported, if unknown). */
     expected: number;
     done: number;
     failed: number;
+    /** Pairs not finished on nodes still reporting. */
     pending: number;
+    /** Pairs not finished on gone nodes. */
+    gone: number;
     /** `(done + failed) / expected` in percent, one decimal. */
     percent: number;
-    /** Nodes have reported and none has anything pending. */
+    /** Nodes have reported and none still reporting has anything pending. */
     complete: boolean;
     /** Pulls downloading now, on every node. */
     downloading: number;
@@ -186,8 +230,13 @@ export interface MetricsSummary {
   nodes: NodeSummary[];
   /** The slowest pulls, slowest first. */
   slowest: SlowPull[];
-  /** Every error, grouped by image and message, most frequent first. */
+  /**
+   * The current runs' errors, grouped by image and message, most final failures first: the
+   * first {@linkcode SummaryOptions.errors} groups.
+   */
   errors: ErrorGroup[];
+  /** How many error groups there are in all. */
+  error_groups: number;
   /**
    * Pulls downloading now, by node and image: the first {@linkcode SummaryOptions.downloading}
    * of them (`progress.downloading` counts them all).
@@ -219,4 +268,9 @@ export interface SummaryOptions {
    * @default {50}
    */
   downloading?: number;
+  /**
+   * How many error groups `errors` lists.
+   * @default {200}
+   */
+  errors?: number;
 }

@@ -49,7 +49,8 @@ export class WavesClient implements Disposable {
 
   /**
    * One exchange. Rejects with {@linkcode WavesRefusedError} when retrying cannot help
-   * (UNIMPLEMENTED, UNAUTHENTICATED, PERMISSION_DENIED), with another error otherwise.
+   * (UNIMPLEMENTED, UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT), with another error
+   * otherwise (RESOURCE_EXHAUSTED among them: the coordinator may forget images and nodes).
    */
   admit(request: WireAdmitRequest, signal: AbortSignal): Promise<WireAdmitResponse> {
     const metadata = new grpc.Metadata();
@@ -93,6 +94,11 @@ function refusal(error: grpc.ServiceError): WavesRefusedError | undefined {
       return new WavesRefusedError(
         `the coordinator refused this node (${error.details}); check that fetch ` +
           "--metrics-token-file holds a token the server accepts",
+        error.code,
+      );
+    case grpc.status.INVALID_ARGUMENT:
+      return new WavesRefusedError(
+        `the coordinator refused our request (${error.details}); pulling without waves`,
         error.code,
       );
     default:

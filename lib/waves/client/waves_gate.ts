@@ -63,9 +63,11 @@ export class WavesGate {
   readonly #clock: Clock;
   readonly #wants = new Map<string, Want>();
   readonly #admitted = new Set<string>();
+  /** Admitted images whose pull has not started yet: renewed at every exchange. */
+  readonly #starting = new Set<string>();
   readonly #progressed = new Set<string>();
   readonly #have = { pulled: new Set<string>(), present: new Set<string>() };
-  #news = { pulled: [] as string[], present: [] as string[], failed: [] as WireFailure[] };
+  #news = emptyNews();
   #serverId?: string;
   #fullReport = true;
   #lastAnswer: number;
@@ -101,12 +103,21 @@ export class WavesGate {
         resolve: () => {
           signal.removeEventListener("abort", onAbort);
           this.#wants.delete(image);
+          this.#giveBackOnAbort(image, signal);
           resolve();
         },
       });
       signal.addEventListener("abort", onAbort, { once: true });
       this.#kick();
     });
+  }
+
+  /**
+   * The pull of `image` starts (the node's slot and credentials are there): from now on only its
+   * progress renews its lease.
+   */
+  started(image: string): void {
+    this.#starting.delete(image);
   }
 
   /** The pull of `image` received bytes: its lease is renewed at the next exchange. */
@@ -117,6 +128,7 @@ export class WavesGate {
   /** `image` is on the node, pulled or found present. */
   landed(image: string, options: { pulled: boolean }): void {
     this.#admitted.delete(image);
+    this.#starting.delete(image);
     this.#progressed.delete(image);
     const kind = options.pulled ? "pulled" : "present";
     this.#have[kind].add(image);
@@ -124,11 +136,19 @@ export class WavesGate {
     this.#kick();
   }
 
-  /** The pull of `image` failed; a 429 (`rateLimited`) also lowers its registry's bound. */
-  failed(image: string, options: { rateLimited: boolean }): void {
+  /**
+   * The pull of `image` failed; a 429 (`rateLimited`) also lowers its registry's bound, and a
+   * failure retrying cannot fix (`permanent`) lets the other nodes learn it at once.
+   */
+  failed(image: string, options: { rateLimited: boolean; permanent?: boolean }): void {
     this.#admitted.delete(image);
+    this.#starting.delete(image);
     this.#progressed.delete(image);
-    this.#news.failed.push({ image, rate_limited: options.rateLimited });
+    this.#news.failed.push({
+      image,
+      rate_limited: options.rateLimited,
+      permanent: options.permanent ?? false,
+    });
     this.#kick();
   }
 
@@ -145,6 +165,17 @@ export class WavesGate {
     this.#closed.abort();
     for (const want of [...this.#wants.values()]) want.resolve();
     this.#wake?.();
+  }
+
+  /** An admitted image whose run stops before its pull starts gives its lease back. */
+  #giveBackOnAbort(image: string, signal: AbortSignal): void {
+    if (!this.#starting.has(image)) return;
+    signal.addEventListener("abort", () => {
+      if (!this.#starting.delete(image)) return;
+      this.#admitted.delete(image);
+      this.#news.released.push(image);
+      this.#kick();
+    }, { once: true });
   }
 
   #kick(): void {
@@ -173,15 +204,17 @@ export class WavesGate {
 
   #hasNews(): boolean {
     const news = this.#news;
-    return news.pulled.length > 0 || news.present.length > 0 || news.failed.length > 0;
+    return news.pulled.length + news.present.length + news.failed.length +
+        news.released.length > 0;
   }
 
   /** One exchange; returns how long to wait before the next. */
   async #exchangeOnce(): Promise<number> {
     const request = this.#request();
     const sent = this.#news;
-    this.#news = { pulled: [], present: [], failed: [] };
-    this.#sending = sent.pulled.length + sent.present.length + sent.failed.length > 0;
+    this.#news = emptyNews();
+    this.#sending = sent.pulled.length + sent.present.length + sent.failed.length +
+        sent.released.length > 0;
     const call = new AbortController();
     const timeoutMs = Math.min(this.#options.callTimeoutMs ?? 5_000, this.#options.maxWaitMs);
     this.#clock.sleep(timeoutMs, call.signal).then(
@@ -197,6 +230,7 @@ export class WavesGate {
       this.#news.pulled.unshift(...sent.pulled);
       this.#news.present.unshift(...sent.present);
       this.#news.failed.unshift(...sent.failed);
+      this.#news.released.unshift(...sent.released);
       this.#noAnswer(error);
       return 1_000;
     } finally {
@@ -209,7 +243,7 @@ export class WavesGate {
     const full = this.#fullReport;
     const progressed = full || this.#options.renewWithoutProgress
       ? [...this.#admitted]
-      : [...this.#progressed];
+      : [...new Set([...this.#progressed, ...this.#starting])];
     this.#progressed.clear();
     return {
       node: this.#options.node,
@@ -219,6 +253,7 @@ export class WavesGate {
       present: full ? [...this.#have.present] : [...this.#news.present],
       failed: [...this.#news.failed],
       full_report: full,
+      released: [...this.#news.released],
     };
   }
 
@@ -238,6 +273,7 @@ export class WavesGate {
       if (!want || !decision) return;
       if (decision.pull) {
         this.#admitted.add(image);
+        this.#starting.add(image);
         const waitedMs = this.#clock.now() - want.since;
         this.#options.onEvent?.({
           type: "admitted",
@@ -275,4 +311,13 @@ export class WavesGate {
     const signal = AbortSignal.any([wake.signal, this.#closed.signal]);
     return this.#clock.sleep(ms, signal).catch(() => {}).finally(() => this.#wake = undefined);
   }
+}
+
+function emptyNews() {
+  return {
+    pulled: [] as string[],
+    present: [] as string[],
+    failed: [] as WireFailure[],
+    released: [] as string[],
+  };
 }

@@ -154,6 +154,7 @@ Deno.test("only images that progressed are renewed, unless progress cannot be wa
     const c = cluster(clock);
     const { gate: g } = gate(clock, { exchange: c.exchange, renewWithoutProgress });
     await clock.run(g.admit(APP, never));
+    g.started(APP);
     await clock.run(clock.sleep(2_500));
     const renewals = c.requests.slice(1).map((r) => r.progressed.length);
     assert.ok(renewals.length >= 2);
@@ -171,5 +172,41 @@ Deno.test("a waiting image gives up when its signal aborts", async () => {
   const waiting = g.admit(APP, stop.signal);
   clock.sleep(5_000).then(() => stop.abort(new Error("overall timeout")));
   await assert.rejects(clock.run(waiting), /overall timeout/);
+  g.close();
+});
+
+Deno.test("an admitted image keeps its lease until its pull starts, and gives it back if it never does", async () => {
+  const clock = new FakeClock();
+  const c = cluster(clock);
+  const { gate: g } = gate(clock, { exchange: c.exchange });
+  const run = new AbortController();
+  await clock.run(g.admit(APP, run.signal));
+  // Waiting for the node's own slot (or its credential plugin): renewed at every exchange.
+  await clock.run(clock.sleep(45_000));
+  assert.ok(c.requests.slice(1).every((r) => r.progressed.includes(APP)));
+  assert.equal(c.coordinator.snapshot().images[0].pulling, 1, "still leased after 45 s");
+  run.abort(new Error("interrupted")); // the run stops before the pull starts
+  await clock.run(g.flush(5_000));
+  assert.deepEqual(c.requests.at(-1)?.released, [APP]);
+  assert.deepEqual(c.coordinator.admit("other", APP), { pull: true, firstWave: true });
+  g.close();
+});
+
+Deno.test("a failure retrying cannot fix reaches the coordinator as permanent", async () => {
+  const clock = new FakeClock();
+  const c = cluster(clock);
+  c.coordinator.admit("seed", APP);
+  const { gate: g } = gate(clock, { exchange: c.exchange });
+  const waiting = g.admit(APP, never);
+  await clock.run(clock.sleep(10));
+  c.coordinator.failed("seed", APP, { rateLimited: false, permanent: true });
+  await clock.run(waiting);
+  g.failed(APP, { rateLimited: false, permanent: true });
+  await clock.run(g.flush(5_000));
+  assert.deepEqual(c.requests.at(-1)?.failed, [{
+    image: APP,
+    rate_limited: false,
+    permanent: true,
+  }]);
   g.close();
 });

@@ -1,7 +1,9 @@
 /**
  * Serves `/Waves/Admit` over a {@linkcode WaveCoordinator}: applies a node's news (landed,
- * failed, progressed, or its full report after a restart), then decides every image it wants.
+ * failed, progressed, released, or its full report), then decides every image it wants.
  * Callers are authenticated by the server's {@linkcode ServerAuth}; a node asks only for itself.
+ * A request past a bound (`../limits.ts`) is refused with INVALID_ARGUMENT or RESOURCE_EXHAUSTED,
+ * nothing of it applied.
  *
  * @module
  */
@@ -18,6 +20,7 @@ import {
   sharedTokenAuth,
 } from "../../core/bearer_token.ts";
 import type { WaveCoordinator } from "../coordinator.ts";
+import { checkRequestNames, WavesLimitError } from "../limits.ts";
 import type { WavesSnapshot } from "../snapshot.ts";
 import {
   WavesService,
@@ -52,11 +55,18 @@ export interface WavesEndpoint {
 
 /**
  * How long a node should wait before asking again: 1 s, and 1 s more per 2,000 nodes, so that
- * 5,000 polling nodes send about 1,700 requests a second.
+ * 5,000 polling nodes send about 1,700 requests a second; longer when every node asking for as
+ * many images as this one (`wanted`) would ask for more than 100,000 decisions a second (a
+ * third of what one server decides in `bench/waves_grpc.ts`: 5,000 nodes waiting for 200
+ * images each ask again every 10 s), at most 10 s.
  */
-export function retryAfterMs(nodes: number): number {
-  return 1_000 * (1 + Math.floor(nodes / 2_000));
+export function retryAfterMs(nodes: number, wanted = 0): number {
+  const byNodes = 1_000 * (1 + Math.floor(nodes / 2_000));
+  const byDecisions = Math.round(nodes * wanted / DECISIONS_PER_SECOND * 1_000);
+  return Math.min(10_000, Math.max(byNodes, byDecisions));
 }
+
+const DECISIONS_PER_SECOND = 100_000;
 
 /** Builds the `Waves` service over a coordinator. */
 export function wavesEndpoint(options: WavesEndpointOptions): WavesEndpoint {
@@ -94,11 +104,23 @@ export function wavesEndpoint(options: WavesEndpointOptions): WavesEndpoint {
       callback({ code: grpc.status.INVALID_ARGUMENT, details: "AdmitRequest.node is empty" }, null);
       return;
     }
-    callback(null, {
-      decisions: answerAdmit(coordinator, request, logger),
-      server_id: serverId,
-      retry_after_ms: retryAfterMs(coordinator.nodes),
-    });
+    try {
+      callback(null, {
+        decisions: answerAdmit(coordinator, request, logger),
+        server_id: serverId,
+        retry_after_ms: retryAfterMs(coordinator.nodes, request.want.length),
+      });
+    } catch (error) {
+      if (!(error instanceof WavesLimitError)) throw error;
+      const code = error.kind === "invalid"
+        ? grpc.status.INVALID_ARGUMENT
+        : grpc.status.RESOURCE_EXHAUSTED;
+      logger.debug("refused an admission past a bound", {
+        node: request.node,
+        error: error.message,
+      });
+      callback({ code, details: error.message }, null);
+    }
   };
   return {
     definition: WavesService.service,
@@ -109,13 +131,39 @@ export function wavesEndpoint(options: WavesEndpointOptions): WavesEndpoint {
 }
 
 /**
- * Applies a node's news to the coordinator, then decides every image it wants, in order.
+ * Applies a node's news to the coordinator, then decides every image it wants, in order. Throws
+ * a {@linkcode WavesLimitError}, before applying anything, for a request past a bound. The node
+ * is a plain parameter of every coordinator call, taken from `request.node`.
  */
 export function answerAdmit(
   coordinator: WaveCoordinator,
   request: WireAdmitRequest,
   logger?: Logger,
 ): WireDecision[] {
+  const { node } = request;
+  const released = request.released ?? [];
+  const failed = request.failed.map((f) => f.image);
+  const lists = { ...request, released, failed };
+  checkRequestNames({ node, lists: pick(lists, LISTS) }, coordinator.limits);
+  coordinator.assertRoom(node, LISTS.flatMap((field) => lists[field]));
+  applyNews(coordinator, request, released);
+  return request.want.map((image) => {
+    const decision = coordinator.admit(node, image);
+    logger?.debug("admission", { node, image, ...decision });
+    return decision.pull
+      ? { pull: true, first_wave: decision.firstWave, wait_reason: "" }
+      : { pull: false, first_wave: false, wait_reason: decision.reason };
+  });
+}
+
+const LISTS = ["want", "progressed", "pulled", "present", "failed", "released"] as const;
+
+function pick<T, K extends keyof T>(value: T, keys: readonly K[]): Record<string, T[K]> {
+  return Object.fromEntries(keys.map((key) => [key, value[key]]));
+}
+
+/** A node's news: a full report replaces what it was known to have; otherwise each item. */
+function applyNews(coordinator: WaveCoordinator, request: WireAdmitRequest, released: string[]) {
   const { node } = request;
   if (request.full_report) {
     coordinator.restore(node, {
@@ -127,14 +175,11 @@ export function answerAdmit(
     for (const image of request.present) coordinator.landed(node, image, { pulled: false });
     for (const image of request.progressed) coordinator.renew(node, image);
   }
+  for (const image of released) coordinator.release(node, image);
   for (const failure of request.failed) {
-    coordinator.failed(node, failure.image, { rateLimited: failure.rate_limited });
+    coordinator.failed(node, failure.image, {
+      rateLimited: failure.rate_limited,
+      permanent: failure.permanent ?? false,
+    });
   }
-  return request.want.map((image) => {
-    const decision = coordinator.admit(node, image);
-    logger?.debug("admission", { node, image, ...decision });
-    return decision.pull
-      ? { pull: true, first_wave: decision.firstWave, wait_reason: "" }
-      : { pull: false, first_wave: false, wait_reason: decision.reason };
-  });
 }

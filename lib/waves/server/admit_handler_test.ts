@@ -84,6 +84,57 @@ Deno.test("a server without waves answers UNIMPLEMENTED, which the client calls 
   assert.equal(summary.waves, undefined);
 });
 
-Deno.test("retryAfterMs grows with the number of nodes", () => {
-  assert.deepEqual([1, 1_999, 2_000, 5_000].map(retryAfterMs), [1_000, 1_000, 2_000, 3_000]);
+Deno.test("retryAfterMs grows with the number of nodes, and with the decisions they would ask", () => {
+  const byNodes = [1, 1_999, 2_000, 5_000].map((nodes) => retryAfterMs(nodes));
+  assert.deepEqual(byNodes, [1_000, 1_000, 2_000, 3_000]);
+  assert.equal(retryAfterMs(1_000, 50), 1_000, "50,000 decisions a second is fine");
+  assert.equal(retryAfterMs(2_000, 250), 5_000, "500,000 would be too many");
+  assert.equal(retryAfterMs(5_000, 1_000), 10_000, "at most 10 s");
+});
+
+Deno.test("a request past a bound is refused whole, with a sentence and the gRPC code", async () => {
+  const { server } = await start();
+  await using _ = server;
+  using client = new WavesClient({ endpoint: `127.0.0.1:${server.grpcPort}` });
+  const names = Array.from({ length: 1_001 }, (_, i) => `registry.example/x${i}:1`);
+  await assert.rejects(
+    client.admit(admitRequest("a", { want: names }), never),
+    (error: WavesRefusedError) =>
+      error.code === grpc.status.INVALID_ARGUMENT &&
+      /AdmitRequest\.want lists 1001 images; send at most 1000/.test(error.message),
+  );
+  await assert.rejects(
+    client.admit(admitRequest("a", { pulled: ["x".repeat(2_000)] }), never),
+    (error: WavesRefusedError) => /image name of 2000 characters/.test(error.message),
+  );
+  // An old node's request (no `released`, no `permanent`) is still answered.
+  const old = await client.admit(
+    admitRequest("a", { want: [APP], failed: [{ image: "r.example/y:1", rate_limited: false }] }),
+    never,
+  );
+  assert.equal(old.decisions[0].pull, true);
+});
+
+Deno.test("past the images it may know, the coordinator answers RESOURCE_EXHAUSTED", async () => {
+  const lines: string[] = [];
+  const logger = new Logger({ write: (line) => lines.push(line), format: "json" });
+  const coordinator = new WaveCoordinator({ limits: { maxImages: 2 } });
+  const waves = wavesEndpoint({ coordinator, logger });
+  const server = await startMetricsServer({
+    store: new MetricsStore(),
+    logger,
+    grpcPort: 0,
+    httpPort: 0,
+    hostname: "127.0.0.1",
+    waves,
+  });
+  await using _ = server;
+  using client = new WavesClient({ endpoint: `127.0.0.1:${server.grpcPort}` });
+  const three = ["r.example/a:1", "r.example/b:1", "r.example/c:1"];
+  await assert.rejects(
+    client.admit(admitRequest("a", { want: three }), never),
+    (error: grpc.ServiceError) =>
+      error.code === grpc.status.RESOURCE_EXHAUSTED && /past its limit of 2/.test(error.details),
+  );
+  assert.equal(coordinator.images, 0, "nothing of the refused request was applied");
 });
