@@ -79,6 +79,14 @@ const UNAUTHORIZED_WORDS = new RegExp(
 );
 
 /**
+ * A NOT_FOUND that comes from the node's own stores, not from the registry: containerd answers
+ * it when an unpack finds a parent snapshot or a blob gone (garbage-collected between a cut
+ * attempt and its retry, say). Retrying can fix it.
+ */
+const LOCAL_STORE_WORDS =
+  /\bfailed to (prepare extraction snapshot|extract layer|unpack image on snapshotter)\b/i;
+
+/**
  * Tells whether a failed pull was refused in a way retrying as is cannot fix, and how; undefined
  * for network failures, stalls, server errors and everything else worth retrying.
  *
@@ -97,6 +105,7 @@ const UNAUTHORIZED_WORDS = new RegExp(
  */
 export function pullRefusal(error: unknown): PullRefusal | undefined {
   if (!(error instanceof CriError)) return undefined;
+  if (LOCAL_STORE_WORDS.test(error.details)) return undefined;
   if (NOT_FOUND_CODES.has(error.code) || NOT_FOUND_WORDS.test(error.details)) return "not-found";
   if (UNAUTHORIZED_WORDS.test(error.details)) return "unauthorized";
   return undefined;

@@ -16,6 +16,12 @@ Deno.test("pullRefusal recognises containerd's words", () => {
     ],
     [INVALID_ARGUMENT, 'failed to parse image reference "UPPER/case": invalid', "not-found"],
     [
+      NOT_FOUND,
+      'failed to pull and unpack image "127.0.0.1:5000/big/app:v1": failed to prepare extraction ' +
+      'snapshot "extract-104-sha256:9f2c": parent snapshot sha256:77a1 does not exist: not found',
+      undefined,
+    ],
+    [
       UNKNOWN,
       'failed to resolve reference "127.0.0.1:5000/p/app:v1": pulling from host 127.0.0.1:5000 ' +
       "failed with status code [manifests v1]: 401 Unauthorized",
