@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import type { MetricsResult, Outcome } from "../protocol.ts";
+import { metricsResult } from "../../../testing/metrics_result.ts";
 import {
   MAX_HELD_PER_CELL,
   MAX_IMAGES_PER_NODE,
@@ -8,26 +9,13 @@ import {
   StoreLimitError,
 } from "./store.ts";
 
-let ids = 0;
-function result(
+/** A result of these tests: 2 s long, 100 bytes. */
+const result = (
   node: string,
   image: string,
   outcome: Outcome,
   extra: Partial<MetricsResult> = {},
-): MetricsResult {
-  return {
-    attemptId: `id-${++ids}`,
-    startedAt: 1_000,
-    image,
-    node,
-    outcome,
-    attempt: outcome === "present" ? 0 : 1,
-    durationMs: 2_000,
-    imagesTotal: 2,
-    sizeBytes: 100,
-    ...extra,
-  };
-}
+) => metricsResult(node, image, outcome, { durationMs: 2_000, sizeBytes: 100, ...extra });
 
 Deno.test("runs: a new run counts alone; the earlier one's cells show as earlier, not done", () => {
   const store = new MetricsStore();

@@ -1,26 +1,9 @@
 import assert from "node:assert/strict";
-import type { MetricsResult, Outcome } from "../protocol.ts";
+import type { MetricsResult } from "../protocol.ts";
+import { metricsResult } from "../../../testing/metrics_result.ts";
 import { MetricsStore, StoreFullError } from "./store.ts";
 
-let ids = 0;
-function result(
-  node: string,
-  image: string,
-  outcome: Outcome,
-  extra: Partial<MetricsResult> = {},
-): MetricsResult {
-  return {
-    attemptId: `id-${++ids}`,
-    startedAt: 1000,
-    image,
-    node,
-    outcome,
-    attempt: outcome === "present" ? 0 : 1,
-    durationMs: 100,
-    imagesTotal: 2,
-    ...extra,
-  };
-}
+const result = metricsResult;
 
 Deno.test("results are kept once per attempt id, up to the cap", () => {
   const store = new MetricsStore({ maxResults: 2 });

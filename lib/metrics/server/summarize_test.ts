@@ -1,27 +1,16 @@
 import assert from "node:assert/strict";
 import type { MetricsResult, Outcome } from "../protocol.ts";
+import { metricsResult } from "../../../testing/metrics_result.ts";
 import { MetricsStore } from "./store.ts";
 import { summarize } from "./summarize.ts";
 
-let ids = 0;
-function result(
+/** A result of these tests: always attempt 1, of a run of 1 image. */
+const result = (
   node: string,
   image: string,
   outcome: Outcome,
   extra: Partial<MetricsResult> = {},
-): MetricsResult {
-  return {
-    attemptId: `id-${++ids}`,
-    startedAt: 1000,
-    image,
-    node,
-    outcome,
-    attempt: 1,
-    durationMs: 100,
-    imagesTotal: 1,
-    ...extra,
-  };
-}
+) => metricsResult(node, image, outcome, { attempt: 1, imagesTotal: 1, ...extra });
 
 Deno.test("summarize: the slowest pulls are the N slowest, slowest first; 0 lists none", () => {
   const store = new MetricsStore();
