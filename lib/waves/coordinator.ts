@@ -266,7 +266,10 @@ export class WaveCoordinator {
     const img = this.#image(image);
     const held = img.leases.get(id);
     if (held) held.expiresAt = now + this.#leaseMs;
-    else if (!img.holders.has(id)) this.#grant(id, img, img.holders.size === 0, now);
+    // An image others just failed for good is tried without a lease (see `admit`): none here.
+    else if (!img.holders.has(id) && !this.#knownToFail(img, now)) {
+      this.#grant(id, img, img.holders.size === 0, now);
+    }
   }
 
   /** `node` will not pull `image` now after all (its run stopped): its slot frees at once. */

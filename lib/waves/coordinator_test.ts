@@ -199,6 +199,9 @@ Deno.test("a failure retrying cannot fix is learned once: every waiting node may
   waves.failed(all[0], APP, { rateLimited: false, permanent: true });
   for (const node of all.slice(1)) assert.deepEqual(waves.admit(node, APP), PULL, node);
   assert.equal(waves.snapshot().images[0].pulling, 0, "a try that costs one 404 holds no slot");
+  // Nodes renewing while they wait for their own slot take no lease for it either.
+  for (const node of all.slice(1, 10)) waves.renew(node, APP);
+  assert.equal(waves.snapshot().images[0].pulling, 0, "renewing a try holds no slot");
   // The image was pushed since: the first node that lands it puts it back into waves.
   waves.landed(all[1], APP, { pulled: true });
   const again = all.slice(2).filter((node) => waves.admit(node, APP).pull);
@@ -302,7 +305,7 @@ Deno.test("a node silent for a day is forgotten with the images it had", async (
 });
 
 Deno.test("leases are kept per image: many images and nodes keep exact counts", () => {
-  // Lease keys were node × 2^21 + image number, which collided past 2^21 images.
+  // Leases are kept on each image's own state: many images, each counted once.
   const { waves } = setup({ spreadWaitMs: 0, limits: { maxImages: 5_000 } });
   const images = Array.from({ length: 3_000 }, (_, i) => `registry.example/i${i}:1`);
   for (const image of images) waves.admit("a", image);
