@@ -34,6 +34,12 @@ export interface MetricsJournalOptions {
   compactAtBytes?: number;
   /** The records that rebuild the state now (the store's), written when compacting. */
   snapshot?: () => Iterable<JournalRecord>;
+  /**
+   * Told when a compaction fails: the appended results are on disk all the same (the old file
+   * stays and keeps growing until the next try).
+   * @default {ignores it}
+   */
+  onCompactError?: (error: JournalError) => void;
 }
 
 /** The journal file could not be opened or written. */
@@ -56,6 +62,7 @@ export class MetricsJournal implements Disposable {
   #compactAt: number;
   readonly #minCompactAt: number;
   #snapshot?: () => Iterable<JournalRecord>;
+  readonly #onCompactError?: (error: JournalError) => void;
   #compactions = 0;
 
   private constructor(
@@ -70,6 +77,7 @@ export class MetricsJournal implements Disposable {
     this.#minCompactAt = options.compactAtBytes ?? 64 << 20;
     this.#compactAt = this.#minCompactAt;
     this.#snapshot = options.snapshot;
+    this.#onCompactError = options.onCompactError;
   }
 
   /**
@@ -127,7 +135,13 @@ export class MetricsJournal implements Disposable {
       );
     }
     this.#bytes += bytes.length;
-    if (this.#snapshot && this.#bytes > this.#compactAt) this.compact();
+    if (!this.#snapshot || this.#bytes <= this.#compactAt) return;
+    try {
+      this.compact();
+    } catch (error) {
+      if (!(error instanceof JournalError)) throw error;
+      this.#onCompactError?.(error);
+    }
   }
 
   /**

@@ -141,7 +141,14 @@ async function restoreJournal(
         });
       }
     }
-  }, { compactAtBytes: config.stateFileCompactBytes });
+  }, {
+    compactAtBytes: config.stateFileCompactBytes,
+    onCompactError: (error) =>
+      logger.warn("could not compact the state file; it keeps growing until the next try", {
+        file: config.stateFile,
+        error: error.message,
+      }),
+  });
   opened.journal.compactFrom(() => store.journalRecords());
   logger.info("restored the state file", {
     file: config.stateFile,
