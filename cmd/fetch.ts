@@ -482,10 +482,7 @@ export async function runFetchInvocation(
       await publishEvents(
         run.results,
         { config, serviceAccountDir: invocation.serviceAccountDir },
-        {
-          logger,
-          signal,
-        },
+        { logger, signal: run.signal },
       );
     },
   });

@@ -22,7 +22,7 @@ export function afterKeepPulls(
       owner: config.pinOwner ?? "image-prefetcher",
       imageListFile: config.imageListFile,
       logger: context.logger,
-      signal: context.signal,
+      signal: AbortSignal.any([context.signal, run.signal]),
     });
   };
 }

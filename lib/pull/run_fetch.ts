@@ -101,8 +101,8 @@ export interface PulledRun {
   results: ImageResult[];
   /** The runtime's CRI side (image status, with its ID and `pinned`). */
   runtime: PinStatusReader;
-  /** The runtime as `fetch started` names it. */
-  runtimeName: string;
+  /** Aborts at the run's finish deadline (`--overall-timeout`) or when the run is stopped. */
+  signal: AbortSignal;
   /** How many lines of the list were not image references. */
   invalidLines: number;
 }
@@ -207,7 +207,7 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
       await context.afterPulls({
         results,
         runtime,
-        runtimeName: runtimeName(version),
+        signal: finish.signal,
         invalidLines,
       });
     }
@@ -515,7 +515,13 @@ async function watchProgress(
     );
     return none;
   }
-  const lease = await openLease(config, logger, signal);
+  let lease: Awaited<ReturnType<typeof openLease>>;
+  try {
+    lease = await openLease(config, logger, signal);
+  } catch (error) {
+    probe.source.close();
+    throw error;
+  }
   const source = lease
     ? new ContainerdProgressSource(config.criSocket, { keeper: lease })
     : probe.source;
