@@ -109,7 +109,10 @@ export async function main(args: string[]): Promise<never> {
   const [mode, ...keepArgs] = args;
   const invocation = await orExitOnInvalidInput("keep", () => {
     if (mode !== "check" && mode !== "change" && mode !== "refresh") {
-      throw new InvalidInputError(`keep-cycle is started by keep, with check, change or refresh.`);
+      throw new InvalidInputError(
+        `keep-cycle needs check, change or refresh as its first argument, not "${mode}"; ` +
+          "run image-prefetcher keep instead.",
+      );
     }
     return parseKeepArgs(keepArgs);
   });

@@ -9,6 +9,7 @@
  */
 import { describeError } from "../pull/scheduler.ts";
 import type { Logger } from "../core/log.ts";
+import { systemClock } from "../core/clock.ts";
 import type { PulledRun } from "../pull/run_fetch.ts";
 import { parseImageList } from "../image/list.ts";
 
@@ -100,7 +101,11 @@ async function listedImageIds(
 /** Whether the list, read again after a moment, still has no image (a writer caught half-way). */
 async function stillEmpty(options: ReleasePinsOptions): Promise<boolean> {
   if (options.imageListFile === undefined) return true;
-  await new Promise((resolve) => setTimeout(resolve, options.confirmEmptyMs ?? 1_000));
+  try {
+    await systemClock.sleep(options.confirmEmptyMs ?? 1_000, options.signal);
+  } catch {
+    return false; // Stopped: release nothing.
+  }
   try {
     const text = await Deno.readTextFile(options.imageListFile);
     const empty = parseImageList(text, options.imageListFile).entries.length === 0;

@@ -129,7 +129,8 @@ export class RunLease implements AsyncDisposable {
         });
       } catch (error) {
         this.#kept.delete(`${resource.type} ${resource.id}`);
-        this.#report(error);
+        // Once the lease is being released, a cancelled add is that release, not a failure.
+        if (!this.#released) this.#report(error);
       }
     }
     this.#draining = undefined;
