@@ -48,16 +48,16 @@ function review(
 }
 
 /** What the API server answers: allowed, or the message of the first failed validation. */
-function admit(request: Json): "allowed" | string {
+function admit(request: Json, against: Json = policy): "allowed" | string {
   const context: Json = { request, object: request.object, oldObject: request.oldObject };
-  for (const condition of policy.spec.matchConditions) {
+  for (const condition of against.spec.matchConditions) {
     if (evaluate(condition.expression, context) !== true) return "allowed";
   }
   context.variables = {};
-  for (const variable of policy.spec.variables) {
+  for (const variable of against.spec.variables) {
     context.variables[variable.name] = evaluate(variable.expression, context);
   }
-  for (const validation of policy.spec.validations) {
+  for (const validation of against.spec.validations) {
     if (evaluate(validation.expression, context) !== true) return validation.message;
   }
   return "allowed";
@@ -147,5 +147,13 @@ Deno.test("without --label-nodes, no label may change; without a taint, no taint
   const messages = (p: Json) => p.spec.validations.map((v: Json) => v.message).join("\n");
   assert.match(messages(labelsOnly), /may not change node taints/);
   assert.match(messages(taintOnly), /may not change node labels/);
+  // And the CEL of each variant holds: labels only, or the taint only.
+  const old = node("node-a", {}, [STARTUP]);
+  const labelled = node("node-a", { [LABEL]: "succeeded" }, [STARTUP]);
+  const untainted = node("node-a", {}, []);
+  assert.equal(admit(review(old, labelled), labelsOnly), "allowed");
+  assert.match(admit(review(old, untainted), labelsOnly), /may not change node taints/);
+  assert.equal(admit(review(old, untainted), taintOnly), "allowed");
+  assert.match(admit(review(old, labelled), taintOnly), /may not change node labels/);
   assert.equal(renderManifests("my-images").some((o) => o.kind.startsWith("Validating")), false);
 });

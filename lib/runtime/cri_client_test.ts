@@ -32,8 +32,18 @@ Deno.test("CriClient gives a call up at its deadline when the runtime never answ
       return true;
     });
   }
-  // A call's own timeout wins over the client's.
-  await assert.rejects(cri.removeImage("a:1", { timeoutMs: 100 }), CriError);
+});
+
+Deno.test("CriClient: a call's own timeout wins over the client's", async () => {
+  await using runtime = await hangingRuntime();
+  using cri = new CriClient(runtime.path, { callTimeoutMs: 3_600_000 });
+  // Were `timeoutMs` ignored, the signal would end the call first, with another error.
+  const call = cri.removeImage("a:1", { timeoutMs: 100, signal: AbortSignal.timeout(10_000) });
+  await assert.rejects(call, (error: unknown) => {
+    assert.ok(error instanceof CriError);
+    assert.equal(error.code, DEADLINE_EXCEEDED);
+    return true;
+  });
 });
 
 Deno.test("CriClient cancels a call when its signal aborts", async () => {
