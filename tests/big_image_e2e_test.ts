@@ -63,12 +63,12 @@ testEachContainerd(
   "a big image whose unpack outlasts the attempt timeout lands in one attempt",
   async (_t, containerd) => {
     await using stack = await startStack({ containerd });
-    // One layer of 300 MiB of incompressible bytes in 10,000 files: containerd applies it for
+    // One layer of 300 MiB of incompressible bytes in 20,000 files: containerd applies it for
     // seconds after its last byte, far longer than the 1 s attempt timeout.
     const image = await stack.pushImage({
       repository: "big/one",
       layerBytes: 300 * MiB,
-      filesPerLayer: 10_000,
+      filesPerLayer: 20_000,
     });
     const ref = image.reference(stack.proxy.host);
     stack.proxy.resetCounters();
@@ -88,8 +88,9 @@ testEachContainerd(
     const [pulled] = result.summary!.images;
     assert.equal(pulled.status, "pulled", describe(result));
     assert.equal(pulled.attempts, 1, describe(result));
-    // The situation under test: unpacking alone outlasted the attempt timeout.
-    assert.ok(unpacking > 2_000, `unpacking showed for ${Math.round(unpacking)} ms only`);
+    // The situation under test: unpacking alone outlasted the 1 s attempt timeout (first to last
+    // sample that showed it is a lower bound on how long it took).
+    assert.ok(unpacking > 1_200, `unpacking showed for ${Math.round(unpacking)} ms only`);
     for (const [digest, bytes] of servedPerBlob(stack.proxy.requests, image)) {
       assert.equal(bytes.length, 1, `${digest} was fetched ${bytes.length} times: ${bytes}`);
     }
