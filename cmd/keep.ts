@@ -79,6 +79,11 @@ export async function main(args: string[]): Promise<never> {
             error: change.error,
           });
         },
+        onWatchError: (error) =>
+          logger.warn("cannot watch the image list's directory; looking at the file every second", {
+            file: settings.imageListFile,
+            error,
+          }),
       }),
     refreshIntervalMs: settings.refreshIntervalMs,
     signal: stop.signal,

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { formatIsoTime } from "./iso_time.ts";
 
 /** How log lines are written. */
 export type LogFormat = "text" | "json";
@@ -72,7 +73,7 @@ export class Logger {
   }
 
   #log(level: string, message: string, fields: LogFields): void {
-    const time = new Date(this.#now()).toISOString();
+    const time = formatIsoTime(this.#now());
     const defined = Object.entries(fields).filter(([, value]) => value !== undefined);
     if (this.#format === "json") {
       this.#write(JSON.stringify({ time, level, msg: message, ...Object.fromEntries(defined) }));

@@ -8,9 +8,15 @@
  */
 import type { CycleKind } from "./keeper.ts";
 import { selfCommand } from "./self_command.ts";
+import { type Alarm, setAlarm } from "./alarm.ts";
 
-/** How long a stopped child gets to exit after SIGTERM before it is killed, in ms. */
-export const CHILD_STOP_GRACE_MS = 1_500;
+/**
+ * How long a stopped child gets to exit after SIGTERM before it is killed, in ms: a cycle gives
+ * what follows its pulls (deleting its containerd lease, releasing pins) 1.5 s after SIGTERM, and
+ * a kill before that would leave the lease until it expires. A child that is not stuck exits well
+ * before.
+ */
+export const CHILD_STOP_GRACE_MS = 2_500;
 
 /**
  * Runs the cycle and resolves with the child's exit status. When `signal` aborts, the child gets
@@ -29,10 +35,10 @@ export async function runCycleProcess(
     stdout: "inherit",
     stderr: "inherit",
   }).spawn();
-  let killTimer: ReturnType<typeof setTimeout> | undefined;
+  let kill: Alarm | undefined;
   const stop = () => {
     signalChild(child, "SIGTERM");
-    killTimer = setTimeout(() => signalChild(child, "SIGKILL"), CHILD_STOP_GRACE_MS);
+    kill = setAlarm(CHILD_STOP_GRACE_MS, () => signalChild(child, "SIGKILL"));
   };
   if (signal.aborted) stop();
   else signal.addEventListener("abort", stop, { once: true });
@@ -40,7 +46,7 @@ export async function runCycleProcess(
     return (await child.status).code;
   } finally {
     signal.removeEventListener("abort", stop);
-    clearTimeout(killTimer);
+    kill?.cancel();
   }
 }
 

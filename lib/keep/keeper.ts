@@ -7,6 +7,7 @@
  * @module
  */
 import type { Logger } from "../core/log.ts";
+import { type Alarm, setAlarm } from "./alarm.ts";
 
 /** What a cycle does: `change` pulls what is missing; `refresh` pulls every tag again. */
 export type CycleKind = "change" | "refresh";
@@ -57,13 +58,13 @@ export async function keepImages(options: KeeperOptions): Promise<void> {
     if (pending !== "refresh") pending = kind;
     wake?.();
   };
-  const timers: Record<"refresh" | "retry", ReturnType<typeof setTimeout> | undefined> = {
+  const alarms: Record<"refresh" | "retry", Alarm | undefined> = {
     refresh: undefined,
     retry: undefined,
   };
   const armRefresh = (delayMs: number) => {
-    clearTimeout(timers.refresh);
-    timers.refresh = setTimeout(() => request("refresh"), delayMs);
+    alarms.refresh?.cancel();
+    alarms.refresh = setAlarm(delayMs, () => request("refresh"));
   };
   const watching = options.watchList(() => {
     logger.info("the image list changed");
@@ -90,12 +91,12 @@ export async function keepImages(options: KeeperOptions): Promise<void> {
         exit_status: code,
         retry_in_ms: retryMs,
       });
-      clearTimeout(timers.retry);
-      timers.retry = setTimeout(() => request("change"), retryMs);
+      alarms.retry?.cancel();
+      alarms.retry = setAlarm(retryMs, () => request("change"));
     }
   } finally {
-    clearTimeout(timers.refresh);
-    clearTimeout(timers.retry);
+    alarms.refresh?.cancel();
+    alarms.retry?.cancel();
     await watching;
   }
 }
