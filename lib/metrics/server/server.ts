@@ -90,15 +90,30 @@ export interface MetricsServer extends AsyncDisposable {
 
 /** The server could not listen on a port. */
 export class MetricsServerStartError extends Error {
-  /** Creates the error for a failed bind of `what` on `address`. */
-  constructor(what: string, address: string, cause: unknown) {
-    super(
-      `cannot listen for ${what} on ${address} (${(cause as Error)?.message ?? cause}); ` +
-        "choose a free port with --grpc-port / --http-port",
-      { cause },
-    );
+  /**
+   * Whether another address might work: not when the port is taken (it is as taken on the next
+   * address), nor for the local port, which is always on 127.0.0.1.
+   */
+  readonly otherAddressMayWork: boolean;
+
+  /**
+   * Creates the error for a failed bind of `what` on `address`; `flag` is the one that chooses
+   * that port.
+   */
+  constructor(what: string, address: string, flag: string, cause: unknown) {
+    const reason = (cause as Error)?.message ?? String(cause);
+    super(`cannot listen for ${what} on ${address} (${reason}); choose a free port with ${flag}`, {
+      cause,
+    });
     this.name = "MetricsServerStartError";
+    this.otherAddressMayWork = flag !== "--local-http-port" && !portInUse(cause, reason);
   }
+}
+
+/** Whether a bind failed because something else listens on the port. */
+function portInUse(cause: unknown, reason: string): boolean {
+  return cause instanceof Deno.errors.AddrInUse ||
+    /EADDRINUSE|address already in use/i.test(reason);
 }
 
 /**
@@ -112,7 +127,10 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
       return await startOn(options, hostname);
     } catch (error) {
       const next = candidates[index + 1];
-      if (next === undefined || !(error instanceof MetricsServerStartError)) throw error;
+      if (
+        next === undefined || !(error instanceof MetricsServerStartError) ||
+        !error.otherAddressMayWork
+      ) throw error;
       options.logger.info("cannot listen on this address; trying the next one", {
         address: hostname,
         next,
@@ -158,7 +176,12 @@ async function startOn(options: MetricsServerOptions, hostname: string): Promise
     );
   } catch (error) {
     grpcServer.forceShutdown();
-    throw new MetricsServerStartError("HTTP", `${hostname}:${options.httpPort}`, error);
+    throw new MetricsServerStartError(
+      "HTTP",
+      `${hostname}:${options.httpPort}`,
+      "--http-port",
+      error,
+    );
   }
   let localServer: Deno.HttpServer<Deno.NetAddr> | undefined;
   if (options.localHttpPort !== undefined) {
@@ -171,7 +194,12 @@ async function startOn(options: MetricsServerOptions, hostname: string): Promise
     } catch (error) {
       grpcServer.forceShutdown();
       await httpServer.shutdown();
-      throw new MetricsServerStartError("HTTP", `127.0.0.1:${options.localHttpPort}`, error);
+      throw new MetricsServerStartError(
+        "HTTP without credentials",
+        `127.0.0.1:${options.localHttpPort}`,
+        "--local-http-port",
+        error,
+      );
     }
   }
   let stopping: Promise<void> | undefined;
@@ -195,7 +223,7 @@ function bindGrpc(server: grpc.Server, hostname: string, port: number): Promise<
   const address = `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
   return new Promise<number>((resolve, reject) => {
     server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, bound) => {
-      if (error) reject(new MetricsServerStartError("gRPC", address, error));
+      if (error) reject(new MetricsServerStartError("gRPC", address, "--grpc-port", error));
       else resolve(bound);
     });
   });

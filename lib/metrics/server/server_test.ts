@@ -9,7 +9,7 @@ import {
   resultToWire,
   SERVER_ID_METADATA_KEY,
 } from "../protocol.ts";
-import { startMetricsServer } from "./server.ts";
+import { MetricsServerStartError, startMetricsServer } from "./server.ts";
 import { MetricsStore } from "./store.ts";
 
 function sample(extra: Partial<MetricsResult> = {}): MetricsResult {
@@ -219,4 +219,37 @@ Deno.test("a long stream is journaled in batches of at most 1,000 results", asyn
   const status = await stream(server.grpcPort, results);
   assert.equal(status.code, grpc.status.OK);
   assert.deepEqual(appended, [1_000, 1_000, 500]);
+});
+
+Deno.test("a busy port is no reason to try the next address; the error names its flag", async (t) => {
+  const taken = Deno.listen({ hostname: "0.0.0.0", port: 0 });
+  const busy = (taken.addr as Deno.NetAddr).port;
+  const cases = [
+    { name: "HTTP", options: { httpPort: busy }, flag: "--http-port" },
+    { name: "gRPC", options: { grpcPort: busy }, flag: "--grpc-port" },
+    { name: "local HTTP", options: { localHttpPort: busy }, flag: "--local-http-port" },
+  ];
+  for (const { name, options, flag } of cases) {
+    await t.step(name, async () => {
+      const lines: string[] = [];
+      const error = await startMetricsServer({
+        store: new MetricsStore(),
+        logger: new Logger({ write: (line) => lines.push(line), format: "json" }),
+        grpcPort: 0,
+        httpPort: 0,
+        hostnames: ["0.0.0.0", "127.0.0.1"],
+        ...options,
+      }).then(
+        async (server) => {
+          await server.shutdown();
+          return undefined;
+        },
+        (error: Error) => error,
+      );
+      assert.ok(error instanceof MetricsServerStartError, `refused: ${error}`);
+      assert.match(error.message, new RegExp(`:${busy} .*choose a free port with ${flag}$`));
+      assert.deepEqual(lines, [], "no fallback to another address");
+    });
+  }
+  taken.close();
 });
