@@ -29,8 +29,6 @@ export interface NodeIdentity {
   username: string;
   /** The node it runs on. */
   node: string;
-  /** How the node was found: from the token, or by looking up its pod. */
-  source: "token" | "pod";
 }
 
 /** What {@linkcode identifyNode} needs. */
@@ -63,7 +61,7 @@ export async function identifyNode(
     };
   }
   const node = user.extra?.[NODE_NAME_EXTRA]?.[0];
-  if (node) return { username: user.username, node, source: "token" };
+  if (node) return { username: user.username, node };
   return await nodeOfPod(token, user, options);
 }
 
@@ -89,7 +87,7 @@ async function nodeOfPod(
     if (podUid && pod.metadata.uid && pod.metadata.uid !== podUid) throw podGone(podName);
     const node = pod.spec?.nodeName;
     if (!node) throw podGone(podName);
-    return { username: user.username, node, source: "pod" };
+    return { username: user.username, node };
   } catch (error) {
     if (isRefusal(error)) return error;
     if (error instanceof KubeApiError && error.status === 404) return podGone(podName);
