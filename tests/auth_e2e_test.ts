@@ -130,6 +130,17 @@ Deno.test("each node speaks for itself, with the token the Kubernetes API says i
       run.events.some((e) => /speaks for node "node-a", not "node-b"/.test(String(e.error))),
       run.stderr,
     );
+    // Metrics are not retried against a refusal that no retry changes: one error, no outage.
+    const delivery = run.events.filter((e) => /metrics/.test(String(e.msg)));
+    assert.equal(
+      delivery.filter((e) =>
+        e.msg === "the metrics server does not let this node report; " +
+            "sending it nothing more this run"
+      ).length,
+      1,
+      run.stderr,
+    );
+    assert.ok(!delivery.some((e) => /buffering and retrying/.test(String(e.msg))), run.stderr);
     const refused = await admit(endpoint, nodeToken(api, "node-a"), "node-b");
     assert.equal(refused.ok, false);
     assert.equal(refused.code, 7 /* PERMISSION_DENIED */);

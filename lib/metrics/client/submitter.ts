@@ -373,8 +373,31 @@ export class MetricsSubmitter implements AsyncDisposable {
       return true;
     }
     if (status.code === grpc.status.INVALID_ARGUMENT && this.#refused(batch, status)) return true;
-    this.#failed(batch, status);
+    this.#buffer.putBack(batch);
+    if (status.code === grpc.status.PERMISSION_DENIED) {
+      this.#forbidden(status);
+      return true;
+    }
+    this.#failed(status);
     return false;
+  }
+
+  /**
+   * The server does not let this node report (another service account's token, a token of
+   * another node): no retry would change that within the run, so nothing more is sent and what
+   * is buffered stays undelivered.
+   */
+  #forbidden(status: grpc.StatusObject): void {
+    this.#options.logger.error(
+      "the metrics server does not let this node report; sending it nothing more this run",
+      {
+        endpoint: this.#options.endpoint,
+        error: status.details,
+        fix: "give the node the token the server expects (see the README's security model)",
+        undelivered: this.#buffer.waiting,
+      },
+    );
+    this.close();
   }
 
   /**
@@ -407,9 +430,8 @@ export class MetricsSubmitter implements AsyncDisposable {
     return false;
   }
 
-  /** Puts a batch back in front of the buffer, and says so once per outage. */
-  #failed(batch: BufferEntry[], status: grpc.StatusObject): void {
-    this.#buffer.putBack(batch);
+  /** Says once per outage that a batch (back in front of the buffer) was not delivered. */
+  #failed(status: grpc.StatusObject): void {
     if (!this.#outage && !this.#closed.signal.aborted) {
       this.#outage = true;
       this.#options.logger.warn("cannot deliver metrics; buffering and retrying", {

@@ -11,7 +11,10 @@ import {
   type MetricsServerProcess,
   startMetricsServerProcess,
 } from "../../../testing/metrics_server_process.ts";
+import type { ServerAuth } from "../../core/bearer_token.ts";
 import { Logger } from "../../core/log.ts";
+import { startMetricsServer } from "../server/server.ts";
+import { MetricsStore } from "../server/store.ts";
 import type { MetricsResult, MetricsResultJson } from "../protocol.ts";
 import type { MetricsSummary } from "../server/summary.ts";
 import { MetricsSubmitter, type MetricsSubmitterOptions } from "./submitter.ts";
@@ -249,3 +252,42 @@ for (const claims of [false, true]) {
     },
   );
 }
+
+Deno.test("a server that does not let the node report gets one call, and one error line", async () => {
+  let calls = 0;
+  const forbidding: ServerAuth = {
+    mode: "test",
+    node: () => {
+      calls++;
+      return Promise.resolve({ refused: "forbidden", message: "not this node's token" });
+    },
+    reader: () => Promise.resolve(undefined),
+  };
+  // In this process: the submitter ends its connection without a GOAWAY (gracefulClose: false).
+  await using server = await startMetricsServer({
+    store: new MetricsStore(),
+    logger: quiet,
+    grpcPort: 0,
+    httpPort: 0,
+    hostname: "127.0.0.1",
+    auth: forbidding,
+  });
+  const lines: string[] = [];
+  const submitter = submitterFor(server.grpcPort, {
+    logger: new Logger({ write: (line) => lines.push(line), format: "json" }),
+    batchWindowMs: 20,
+    initialBackoffMs: 10,
+    maxBackoffMs: 20,
+  });
+  submitter.submit(sample(1));
+  submitter.submit(sample(2));
+  const report = await submitter.flush(3_000);
+  submitter.submit(sample(3));
+  assert.deepEqual(report, { delivered: 0, undelivered: 2, dropped: 0, rejected: 0 });
+  assert.equal(calls, 1, "no retry");
+  const logged = lines.map((line) => JSON.parse(line));
+  assert.deepEqual(logged.map((l) => `${l.level} ${l.msg}`), [
+    "error the metrics server does not let this node report; sending it nothing more this run",
+  ]);
+  assert.match(logged[0].error, /not this node's token/);
+});
