@@ -59,6 +59,8 @@ export class DeliveryBuffer {
   readonly #options: DeliveryBufferOptions;
   readonly #queue: BufferEntry[] = [];
   readonly #batch: BufferEntry[] = [];
+  /** The snapshots waiting in the queue, by attempt id (at most one each). */
+  readonly #waitingSnapshots = new Map<string, BufferEntry>();
   /** Delivered results by attempt id, least recently delivered first. */
   readonly #remembered = new Map<string, BufferEntry>();
   #delivered = 0;
@@ -113,21 +115,24 @@ export class DeliveryBuffer {
    * @returns false when it was dropped for want of room.
    */
   putSnapshot(result: MetricsResult): boolean {
-    const index = this.#waitingSnapshot(result.attemptId);
-    if (index >= 0) {
-      this.#queue[index] = { result, acked: false, solo: false };
-    } else if (!this.full) {
-      this.#queue.push({ result, acked: false, solo: false });
-    } else {
-      return false;
+    const waiting = this.#waitingSnapshots.get(result.attemptId);
+    if (waiting) {
+      waiting.result = result;
+      return true;
     }
+    if (this.full) return false;
+    const entry = { result, acked: false, solo: false };
+    this.#queue.push(entry);
+    this.#waitingSnapshots.set(result.attemptId, entry);
     return true;
   }
 
   /** Forgets the attempt's waiting snapshot, if any: its finished result makes it worthless. */
   forgetSnapshot(attemptId: string): void {
-    const index = this.#waitingSnapshot(attemptId);
-    if (index >= 0) this.#queue.splice(index, 1);
+    const waiting = this.#waitingSnapshots.get(attemptId);
+    if (!waiting) return;
+    this.#waitingSnapshots.delete(attemptId);
+    this.#queue.splice(this.#queue.indexOf(waiting), 1);
   }
 
   /**
@@ -141,12 +146,13 @@ export class DeliveryBuffer {
 
   /** Drops the next entry unsent. */
   skip(): void {
-    this.#queue.shift();
+    this.#unqueued(this.#queue.shift());
   }
 
   /** Moves the next entry into the open batch, and returns it to be written. */
   takeNext(): BufferEntry {
     const entry = this.#queue.shift()!;
+    this.#unqueued(entry);
     this.#batch.push(entry);
     return entry;
   }
@@ -156,9 +162,18 @@ export class DeliveryBuffer {
     return this.#batch.splice(0);
   }
 
-  /** Puts a batch that was not delivered back in front, to be sent again. */
+  /**
+   * Puts a batch that was not delivered back in front, to be sent again; a snapshot of an attempt
+   * with a newer one waiting is left out.
+   */
   putBack(batch: BufferEntry[]): void {
-    this.#queue.unshift(...batch);
+    const back = batch.filter((entry) => {
+      if (!isSnapshot(entry)) return true;
+      if (this.#waitingSnapshots.has(entry.result.attemptId)) return false;
+      this.#waitingSnapshots.set(entry.result.attemptId, entry);
+      return true;
+    });
+    this.#queue.unshift(...back);
   }
 
   /** Counts a result the server refused on its own; it is given up. */
@@ -193,7 +208,8 @@ export class DeliveryBuffer {
     return again.length;
   }
 
-  #waitingSnapshot(attemptId: string): number {
-    return this.#queue.findIndex((e) => isSnapshot(e) && e.result.attemptId === attemptId);
+  /** Keeps the index of waiting snapshots true once `entry` has left the queue. */
+  #unqueued(entry: BufferEntry | undefined): void {
+    if (entry && isSnapshot(entry)) this.#waitingSnapshots.delete(entry.result.attemptId);
   }
 }

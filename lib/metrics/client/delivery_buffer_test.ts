@@ -48,3 +48,22 @@ Deno.test("delivered results are counted once and the latest ones remembered for
   buffer.delivered(buffer.endBatch());
   assert.deepEqual(buffer.report, { delivered: 3, undelivered: 0, dropped: 0, rejected: 0 });
 });
+
+Deno.test("a snapshot in flight yields to a newer one of its attempt; a sent one is not forgotten twice", () => {
+  const buffer = new DeliveryBuffer({ maxBuffered: 10, maxRemembered: 10 });
+  buffer.putSnapshot({ ...result("a-1", "in-progress"), durationMs: 1 });
+  buffer.add(result("a-2"));
+  buffer.takeNext(); // the first snapshot is written to a batch
+  buffer.putSnapshot({ ...result("a-1", "in-progress"), durationMs: 2 });
+  buffer.putBack(buffer.endBatch()); // the batch failed
+  assert.deepEqual(
+    [buffer.takeNext(), buffer.takeNext()].map((e) =>
+      `${e.result.attemptId}/${e.result.durationMs}`
+    ),
+    ["a-2/1", "a-1/2"],
+    "the older snapshot is left out; the newer one keeps its place",
+  );
+  buffer.forgetSnapshot("a-1"); // already in the batch: nothing waits
+  assert.equal(buffer.batch.length, 2);
+  assert.equal(buffer.waiting, 0);
+});
