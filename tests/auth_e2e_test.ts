@@ -149,6 +149,8 @@ Deno.test("each node speaks for itself, with the token the Kubernetes API says i
       l.includes("speaking for another node")
     );
     assert.equal(lines.filter((l) => l.includes('"level":"warn"')).length, 1, server.stderr());
+    const warnings = server.stderr().split("\n").filter((l) => l.includes('"level":"warn"'));
+    assert.equal(warnings.length, 1, `the mismatch is the one warning: ${warnings.join("\n")}`);
   });
 
   await t.step("an expired, wrong-audience or other account's token is refused", async () => {

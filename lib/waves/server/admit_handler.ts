@@ -93,9 +93,12 @@ export function wavesEndpoint(options: WavesEndpointOptions): WavesEndpoint {
     const node = isRefusal(caller) ? caller : caller.nodeFor(call.request.node);
     if (isRefusal(node)) {
       const fields = { peer: call.getPeer(), error: node.message };
-      if (warned) logger.debug("refused an admission", fields);
-      else logger.warn("refused an admission (logged once; --debug shows every one)", fields);
-      warned = true;
+      // A node speaking for another is logged by `nodeFor` itself, once per pair.
+      if (warned || !isRefusal(caller)) logger.debug("refused an admission", fields);
+      else {
+        logger.warn("refused an admission (logged once; --debug shows every one)", fields);
+        warned = true;
+      }
       callback({ code: grpcStatusOf(node), details: node.message }, null);
       return;
     }
