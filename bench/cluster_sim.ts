@@ -12,7 +12,7 @@
  * is done with it; bytes the origin served over the image set; most nodes pulling at once; most
  * admission decisions answered in one second; the server's peak RSS; holders the coordinator
  * counts beyond the nodes that hold images at the end (negative: landed news that did not reach
- * it within fetch's 2 s flush); CPU seconds of the simulated nodes and of the server.
+ * it within fetch's final flush); CPU seconds of the simulated nodes and of the server.
  *
  * The model: 50 images of 0.25–2.5 MiB, each node on a 1 Gbit/s link, the origin's egress
  * 10 Gbit/s, a pull-through cache in front of it. Sizes are a real set's (10–100 MiB) scaled

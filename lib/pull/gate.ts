@@ -11,9 +11,18 @@ import type { PullGate } from "./scheduler.ts";
 export interface OpenedPullGate extends Disposable {
   /** What the scheduler asks. */
   gate: PullGate;
-  /** Tells the gate's peer what is still unsaid, for up to `timeoutMs`. */
-  flush(timeoutMs: number): Promise<void>;
+  /**
+   * Tells the gate's peer what is still unsaid, for up to `timeoutMs`; past `patienceMs`
+   * (default: `timeoutMs`), only while a call carrying it waits for its answer.
+   */
+  flush(timeoutMs: number, patienceMs?: number): Promise<void>;
 }
+
+/**
+ * How long a run tells its gate's peer what is still unsaid once the pulls are over: up to
+ * `patienceMs`, and up to `timeoutMs` while a call is in flight (a call's own deadline is 5 s).
+ */
+export const GATE_FLUSH = { patienceMs: 2_000, timeoutMs: 7_000 } as const;
 
 /** What a run knows when it opens its gate. */
 export interface GateRun {

@@ -35,7 +35,7 @@ import type { RetryScheduleOptions } from "../core/retry_schedule.ts";
 import { type FetchSummary, formatSummaryText, summarize } from "./run_summary.ts";
 import { logPullEvent } from "./event_log.ts";
 import { ProgressMonitor } from "./progress_monitor.ts";
-import type { OpenPullGate } from "./gate.ts";
+import { GATE_FLUSH, type OpenPullGate } from "./gate.ts";
 import type { OpenPullReporter, PullReporter } from "./reporter.ts";
 import { ContainerdProgressSource, probeProgress } from "../runtime/containerd_progress.ts";
 import { openRunLease, type RunLease } from "../runtime/containerd_run_lease.ts";
@@ -198,7 +198,12 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
       },
     });
     using finish = finishDeadline(clock, overallAt, context.signal);
-    await gate?.flush(Math.min(context.signal?.aborted ? 500 : 2_000, finish.remainingMs()));
+    // The news reaches the coordinator while the run pins and reports.
+    const interrupted = context.signal?.aborted;
+    const gateFlushed = gate?.flush(
+      Math.min(interrupted ? 500 : GATE_FLUSH.timeoutMs, finish.remainingMs()),
+      interrupted ? 500 : GATE_FLUSH.patienceMs,
+    );
     if (config.pin) {
       await pinAfterRun(config, results, { runtime, version, context, clock, finish });
     }
@@ -211,14 +216,10 @@ export async function runFetch(config: FetchConfig, context: FetchContext): Prom
         invalidLines,
       });
     }
-    const summary = await writeSummary(config, context, {
-      results,
-      reporter,
-      start,
-      clock,
-      input,
-      finish,
-    });
+    const [summary] = await Promise.all([
+      writeSummary(config, context, { results, reporter, start, clock, input, finish }),
+      gateFlushed,
+    ]);
     return await exitStatus(config, context, summary, input.problems.length, { clock, finish });
   } catch (error) {
     return exitStatusOfError(error, logger);

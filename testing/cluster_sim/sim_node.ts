@@ -11,6 +11,7 @@ import { DEFAULT_RETRY_SCHEDULE } from "../../lib/core/retry_schedule.ts";
 import { CriError } from "../../lib/runtime/cri_error.ts";
 import type { CriImage } from "../../lib/runtime/cri_client.ts";
 import { type ImageResult, type PullEvent, pullImages } from "../../lib/pull/scheduler.ts";
+import { GATE_FLUSH } from "../../lib/pull/gate.ts";
 import { ProgressMonitor } from "../../lib/pull/progress_monitor.ts";
 import type { ImageProgress } from "../../lib/pull/progress_source.ts";
 import { WavesGate } from "../../lib/waves/client/waves_gate.ts";
@@ -150,7 +151,7 @@ export function runSimNode(options: SimNodeOptions): SimNodeRun {
         },
       );
     } finally {
-      if (!death.signal.aborted) await gate?.flush(2_000);
+      if (!death.signal.aborted) await gate?.flush(GATE_FLUSH.timeoutMs, GATE_FLUSH.patienceMs);
       gate?.close();
     }
   })();

@@ -55,7 +55,7 @@ export function openNodeWaves(options: NodeWavesOptions): NodeWaves {
   });
   return {
     gate,
-    flush: (timeoutMs) => gate.flush(timeoutMs),
+    flush: (timeoutMs, patienceMs) => gate.flush(timeoutMs, patienceMs),
     [Symbol.dispose]: () => {
       gate.close();
       client[Symbol.dispose]();

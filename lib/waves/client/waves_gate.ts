@@ -77,6 +77,8 @@ export class WavesGate {
   #refused = false;
   #looping = false;
   #wake?: () => void;
+  /** A flush has begun: what is unsaid goes at once, not after the coordinator's pacing. */
+  #flushing = false;
   readonly #closed = new AbortController();
 
   /** Creates the gate; nothing is sent until the first question. */
@@ -152,10 +154,23 @@ export class WavesGate {
     this.#kick();
   }
 
-  /** Waits up to `timeoutMs` for the news (images landed, pulls failed) to reach the coordinator. */
-  async flush(timeoutMs: number): Promise<void> {
-    const deadline = this.#clock.now() + timeoutMs;
-    while ((this.#hasNews() || this.#sending) && !this.#refused && this.#clock.now() < deadline) {
+  /**
+   * Sends the news (images landed, pulls failed) without waiting for the coordinator's pacing,
+   * and waits for it to arrive: up to `timeoutMs` in all, and past `patienceMs` only while an
+   * exchange carrying news is in flight. So a
+   * coordinator that is slow to answer (thousands of nodes finishing at once) still hears which
+   * nodes hold an image, and one that is gone costs `patienceMs`.
+   */
+  async flush(timeoutMs: number, patienceMs: number = timeoutMs): Promise<void> {
+    this.#flushing = true;
+    const start = this.#clock.now();
+    const deadline = start + timeoutMs;
+    const patience = start + patienceMs;
+    while (
+      (this.#hasNews() || this.#sending) && !this.#refused && !this.#closed.signal.aborted &&
+      this.#clock.now() < deadline &&
+      (this.#clock.now() < patience || this.#sending)
+    ) {
       await this.#clock.sleep(Math.min(50, deadline - this.#clock.now()));
     }
   }
@@ -224,7 +239,9 @@ export class WavesGate {
     try {
       const response = await this.#options.exchange(request, call.signal);
       this.#answered(request, response);
-      return this.#fullReport ? 0 : response.retry_after_ms || 1_000;
+      return this.#fullReport || (this.#flushing && this.#hasNews())
+        ? 0
+        : response.retry_after_ms || 1_000;
     } catch (error) {
       // Not delivered: keep the news for the next exchange.
       this.#news.pulled.unshift(...sent.pulled);

@@ -210,3 +210,63 @@ Deno.test("a failure retrying cannot fix reaches the coordinator as permanent", 
   }]);
   g.close();
 });
+
+Deno.test("the final flush waits for a slow answer past its patience, not for a gone coordinator", async (t) => {
+  await t.step("slow: the answer comes after 4 s, and the news counts", async () => {
+    const clock = new FakeClock();
+    const c = cluster(clock);
+    const { gate: g } = gate(clock, {
+      exchange: (request, signal) => clock.sleep(4_000, signal).then(() => c.exchange(request)),
+    });
+    g.landed(APP, { pulled: true });
+    const start = clock.now();
+    await clock.run(g.flush(7_000, 2_000));
+    assert.equal(clock.now() - start >= 4_000, true, "waited for the answer");
+    const have = c.coordinator.snapshot().images.map((i) => [i.image, i.have]);
+    assert.deepEqual(have, [[APP, 1]]);
+  });
+  await t.step("gone: refused connections stop the flush at its patience", async () => {
+    const clock = new FakeClock();
+    const c = cluster(clock);
+    c.setDown(true);
+    const { gate: g } = gate(clock, { exchange: c.exchange });
+    g.landed(APP, { pulled: true });
+    const start = clock.now();
+    await clock.run(g.flush(7_000, 2_000));
+    const waited = clock.now() - start;
+    assert.ok(waited >= 2_000 && waited < 2_100, `stopped after ${waited} ms`);
+  });
+});
+
+Deno.test("the final flush is not held back by the coordinator's pacing", async (t) => {
+  for (const when of ["while the gate waits for its next exchange", "during an exchange"]) {
+    await t.step(`flush ${when}`, async () => {
+      const clock = new FakeClock();
+      const c = cluster(clock);
+      let duringExchange = () => {};
+      const { gate: g } = gate(clock, {
+        // A busy coordinator: answers in 500 ms and asks for the next exchange in 10 s.
+        exchange: async (request, signal) => {
+          duringExchange();
+          duringExchange = () => {};
+          await clock.sleep(500, signal);
+          return { ...await c.exchange(request), retry_after_ms: 10_000 };
+        },
+      });
+      let flushed: Promise<void> | undefined;
+      const start = clock.now();
+      const landAndFlush = () => {
+        g.landed(DB, { pulled: true });
+        flushed = g.flush(7_000, 2_000);
+      };
+      if (when === "during an exchange") duringExchange = landAndFlush;
+      await clock.run(g.admit(APP, never));
+      g.started(APP);
+      if (!flushed) landAndFlush();
+      await clock.run(flushed!);
+      assert.ok(clock.now() - start < 2_000, `flushed after ${clock.now() - start} ms`);
+      const have = c.coordinator.snapshot().images.map((i) => [i.image, i.have]);
+      assert.deepEqual(have.filter(([image]) => image === DB), [[DB, 1]]);
+    });
+  }
+});
