@@ -24,6 +24,7 @@ const KEEP_VARIANTS = [
   ["my-images", "--keep"],
   ["my-images", "--keep", "--pin", "--refresh-interval", "15m", "--namespace", "prefetch"],
   ["my-images", "--keep", "--label-nodes", "--collect-metrics", "--waves"],
+  ["my-images", "--keep", "--collect-metrics"],
   ["my-images", "--keep", "--k8s-flavor", "ocp", "--secret", "regcred"],
 ];
 
@@ -77,6 +78,13 @@ Deno.test("--keep's RBAC: create and patch on events in the instance's namespace
   assert.equal(objects.filter((o) => o.kind === "ServiceAccount").length, 1);
   const withoutKeep = renderManifests("my-images", {});
   assert.equal(podSpec(withoutKeep).containers[0].name, "sleep");
+});
+
+Deno.test("every variant's objects are named once per kind: one ServiceAccount for the pods", () => {
+  for (const args of KEEP_VARIANTS) {
+    const keys = objectsOf(args).map((o) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`);
+    assert.deepEqual(keys.filter((key, i) => keys.indexOf(key) !== i), [], args.join(" "));
+  }
 });
 
 Deno.test("--keep's bad input names the fix", () => {

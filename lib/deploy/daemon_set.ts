@@ -9,6 +9,7 @@ import { nodeUpdateArgs, serviceAccountTokenVolume } from "./node_updates.ts";
 import {
   dirname,
   DOCKER_CONFIG_FILE,
+  hasPrefetchServiceAccount,
   IMAGE_LIST_FILE,
   imagePullSecrets,
   type Instance,
@@ -80,9 +81,7 @@ export function daemonSet(o: Instance): KubernetesObject {
 /** The prefetch pod: where it runs, who it runs as, its two containers and its volumes. */
 function prefetchPodSpec(o: Instance): Json {
   return {
-    ...(o.flavor === "ocp" || o.nodeApi || o.collectMetrics || o.keep
-      ? { serviceAccountName: o.name }
-      : {}),
+    ...(hasPrefetchServiceAccount(o) ? { serviceAccountName: o.name } : {}),
     // Tokens are mounted only into the containers that use them: for the API when they talk to
     // it, and for the metrics server (its own audience) when they report.
     automountServiceAccountToken: false,

@@ -111,6 +111,14 @@ export function metadata(
   return { name, namespace: o.namespace, labels: labels(o, component) };
 }
 
+/**
+ * Whether the prefetch pods run as a ServiceAccount of their own (named after the instance):
+ * on OpenShift (for the SCC), and whenever they call the API or the metrics server.
+ */
+export function hasPrefetchServiceAccount(o: Instance): boolean {
+  return o.flavor === "ocp" || o.nodeApi || o.collectMetrics || o.keep !== undefined;
+}
+
 /** The name of the metrics Service, Deployment and NetworkPolicy. */
 export function metricsName(o: Instance): string {
   return `${o.name}-metrics`;

@@ -10,7 +10,7 @@
 import { DurationError, parseDuration } from "../core/duration.ts";
 import { DeployInputError } from "./deploy_error.ts";
 import type { Instance, Json, KubernetesObject } from "./instance.ts";
-import { metadata } from "./instance.ts";
+import { prefetchRole } from "./rbac_objects.ts";
 
 /** `keep`'s refresh interval unless `refreshInterval` says otherwise. */
 export const DEFAULT_REFRESH_INTERVAL = "6h";
@@ -81,31 +81,11 @@ function eventsRoleName(o: Instance): string {
   return `${o.name}-events`;
 }
 
-/**
- * The Role (`create` and `patch` on `events` in the instance's namespace) and its binding to the
- * prefetch pods' ServiceAccount, and that ServiceAccount when nothing else made it.
- */
+/** The Role (`create` and `patch` on `events` in the instance's namespace) and its binding. */
 export function eventsAccess(o: Instance): KubernetesObject[] {
-  const serviceAccountMade = o.flavor === "ocp" || o.nodeApi;
-  return [
-    ...(serviceAccountMade ? [] : [{
-      apiVersion: "v1",
-      kind: "ServiceAccount",
-      metadata: metadata(o, o.name, "prefetch"),
-      automountServiceAccountToken: false,
-    }]),
-    {
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "Role",
-      metadata: metadata(o, eventsRoleName(o), "prefetch"),
-      rules: [{ apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] }],
-    },
-    {
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "RoleBinding",
-      metadata: metadata(o, eventsRoleName(o), "prefetch"),
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: eventsRoleName(o) },
-      subjects: [{ kind: "ServiceAccount", name: o.name, namespace: o.namespace }],
-    },
-  ];
+  return prefetchRole(o, eventsRoleName(o), [{
+    apiGroups: [""],
+    resources: ["events"],
+    verbs: ["create", "patch"],
+  }]);
 }

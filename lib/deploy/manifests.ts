@@ -44,7 +44,7 @@ import {
   metricsService,
 } from "./metrics_server_objects.ts";
 import { tokenObjects } from "./metrics_token.ts";
-import { nodeAccess, openShiftAccess } from "./rbac_objects.ts";
+import { nodeAccess, openShiftAccess, prefetchServiceAccount } from "./rbac_objects.ts";
 import { eventsAccess, resolveKeep } from "./keep.ts";
 
 export type { K8sFlavor, KubernetesObject, MetricsServiceType } from "./instance.ts";
@@ -198,8 +198,9 @@ export interface ManifestOptions {
 export function renderManifests(name: string, options: ManifestOptions = {}): KubernetesObject[] {
   const o = resolveOptions(name, options);
   const objects: KubernetesObject[] = [];
+  objects.push(...prefetchServiceAccount(o));
   if (o.flavor === "ocp") objects.push(...openShiftAccess(o));
-  if (o.nodeApi || o.collectMetrics) objects.push(...nodeAccess(o));
+  objects.push(...nodeAccess(o));
   if (o.nodeApi) objects.push(...nodePolicyObjects(o, labels(o, "prefetch")));
   if (o.keep) objects.push(...eventsAccess(o));
   if (o.collectMetrics) {
