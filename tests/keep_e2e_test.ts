@@ -18,13 +18,53 @@ import { startMetricsServerProcess } from "../testing/metrics_server_process.ts"
 const OWNER = "keep-test";
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
-/** A running `keep` whose standard error lines are read as they come. */
+/** What {@linkcode KeepProcess.start} adds to `keep`'s usual flags. */
+interface KeepStart {
+  /** `--node-name`. @default {"keep-node"} */
+  node?: string;
+  /** More flags. */
+  args?: string[];
+  /** More environment. */
+  env?: Record<string, string>;
+}
+
+/**
+ * A running `keep` on a kubelet-style ConfigMap volume of its own (the list under the key
+ * `images`), whose standard error lines are read as they come.
+ */
 class KeepProcess implements AsyncDisposable {
   readonly lines: Record<string, unknown>[] = [];
+  readonly volume: ConfigMapVolume;
   readonly #process: Deno.ChildProcess;
   readonly #reading: Promise<void>;
 
-  constructor(args: string[], env: Record<string, string> = {}) {
+  /** Lays out the volume with `images` listed, and starts `keep` on it with JSON logs. */
+  static async start(
+    stack: Stack,
+    images: string[],
+    options: KeepStart = {},
+  ): Promise<KeepProcess> {
+    const volume = new ConfigMapVolume(await Deno.makeTempDir({ prefix: "keep-volume-" }));
+    await volume.write(list(...images));
+    return new KeepProcess(volume, [
+      "--cri-socket",
+      stack.containerd.socket,
+      "--image-list-file",
+      volume.path("images"),
+      "--log-format",
+      "json",
+      "--node-name",
+      options.node ?? "keep-node",
+      ...options.args ?? [],
+    ], options.env); // deno-fmt-ignore
+  }
+
+  private constructor(
+    volume: ConfigMapVolume,
+    args: string[],
+    env: Record<string, string> = {},
+  ) {
+    this.volume = volume;
     this.#process = new Deno.Command(Deno.execPath(), {
       args: ["run", "--quiet", ...PERMISSION_FLAGS, MAIN, "keep", ...args],
       env: { NO_COLOR: "1", ...env },
@@ -71,6 +111,7 @@ class KeepProcess implements AsyncDisposable {
     } catch { /* exited */ }
     await this.#process.status;
     await this.#reading;
+    await Deno.remove(this.volume.dir, { recursive: true });
   }
 }
 
@@ -117,26 +158,17 @@ testEachContainerd(
     using images = new ContainerdImages(stack.containerd.socket);
     await images.pin(c.configDigest);
 
-    const dir = await Deno.makeTempDir({ prefix: "keep-volume-" });
-    const volume = new ConfigMapVolume(dir);
-    await volume.write(list(refA, refM, refC));
-    await using keep = new KeepProcess([
-      "--cri-socket",
-      stack.containerd.socket,
-      "--image-list-file",
-      volume.path("images"),
-      "--log-format",
-      "json",
-      "--node-name",
-      "keep-node",
-      "--pin",
-      "--pin-owner",
-      OWNER,
-      "--refresh-interval",
-      "4s",
-      "--stall-timeout",
-      "2s",
-    ]); // deno-fmt-ignore
+    await using keep = await KeepProcess.start(stack, [refA, refM, refC], {
+      args: [
+        "--pin",
+        "--pin-owner",
+        OWNER,
+        "--refresh-interval",
+        "4s",
+        "--stall-timeout",
+        "2s",
+      ],
+    }); // deno-fmt-ignore
 
     await t.step("the first cycle pulls and pins the list, joining another's pin", async () => {
       assert.ok(await waitUntil(async () => (await pinState(stack, refM)).ours, { timeoutMs: 30_000 }));
@@ -146,7 +178,7 @@ testEachContainerd(
     });
 
     await t.step("an added image lands and is pinned within seconds of the swap", async () => {
-      await volume.write(list(refA, refM, refC, refB));
+      await keep.volume.write(list(refA, refM, refC, refB));
       const landed = await waitUntil(async () => (await pinState(stack, refB)).ours, {
         timeoutMs: 15_000,
       });
@@ -157,7 +189,7 @@ testEachContainerd(
     await t.step(
       "a removed image is unpinned; one pinned by someone else stays pinned",
       async () => {
-        await volume.write(list(refM, refB));
+        await keep.volume.write(list(refM, refB));
         assert.ok(
           await waitUntil(async () => !(await pinState(stack, refA)).pinned, { timeoutMs: 15_000 }),
         );
@@ -175,7 +207,7 @@ testEachContainerd(
 
     await t.step("an edit with a bad line logs one error and keeps the good images", async () => {
       const errorsBefore = keep.count("invalid image reference");
-      await volume.write({ images: `${refM}\nNot A Valid//Reference\n${refB}\n` });
+      await keep.volume.write({ images: `${refM}\nNot A Valid//Reference\n${refB}\n` });
       assert.ok(await waitUntil(() => keep.count("invalid image reference") > errorsBefore));
       await new Promise((resolve) => setTimeout(resolve, 1_500));
       for (const ref of [refM, refB]) assert.equal((await pinState(stack, ref)).pinned, true, ref);
@@ -203,7 +235,7 @@ testEachContainerd(
         stack.proxy.setFaults({ stall: {} });
         const slow = await stack.pushImage({ repository: "keep/slow", tag: "v1" });
         const refSlow = slow.reference(stack.proxy.host);
-        await volume.write(list(refM, refB, refSlow));
+        await keep.volume.write(list(refM, refB, refSlow));
         assert.ok(await waitUntil(() => stack.proxy.requests.some((r) => r.stalled)));
         const { code, ms } = await keep.terminate();
         assert.equal(code, 0);
@@ -219,7 +251,6 @@ testEachContainerd(
         stack.proxy.setFaults({});
       },
     );
-    await Deno.remove(dir, { recursive: true });
   },
 );
 
@@ -244,29 +275,17 @@ testEachContainerd(
     assert.equal(event.involvedObject.uid, pod.POD_UID);
     assert.match(event.message, /keep\/missing:v1 is not on node node-a: not found/);
 
-    const dir = await Deno.makeTempDir({ prefix: "keep-volume-" });
-    const volume = new ConfigMapVolume(dir);
-    await volume.write(list(missing));
-    await using keep = new KeepProcess([
-      "--cri-socket",
-      stack.containerd.socket,
-      "--image-list-file",
-      volume.path("images"),
-      "--log-format",
-      "json",
-      "--node-name",
-      "node-a",
-      ...saDir,
-      "--refresh-interval",
-      "2s",
-    ], env); // deno-fmt-ignore
+    await using keep = await KeepProcess.start(stack, [missing], {
+      node: "node-a",
+      args: [...saDir, "--refresh-interval", "2s"],
+      env,
+    });
     const counted = await waitUntil(() => [...api.server.events.values()][0].count >= 3, {
       timeoutMs: 20_000,
     });
     assert.ok(counted, JSON.stringify(keep.lines.slice(-5)));
     assert.equal(api.server.events.size, 1, "each cycle counts the same Event");
     assert.equal((await keep.terminate()).code, 0);
-    await Deno.remove(dir, { recursive: true });
   },
 );
 
@@ -281,26 +300,17 @@ testEachContainerd(
     });
     const image = await stack.pushImage({ repository: "keep/metrics", tag: "v1" });
     const ref = image.reference(stack.registry.host);
-    const dir = await Deno.makeTempDir({ prefix: "keep-volume-" });
-    const volume = new ConfigMapVolume(dir);
-    await volume.write(list());
-    await using keep = new KeepProcess([
-      "--cri-socket",
-      stack.containerd.socket,
-      "--image-list-file",
-      volume.path("images"),
-      "--log-format",
-      "json",
-      "--node-name",
-      "keep-node",
-      "--waves",
-      "--metrics-endpoint",
-      `127.0.0.1:${server.grpcPort}`,
-      "--metrics-token-file",
-      tokenFile,
-    ]); // deno-fmt-ignore
+    await using keep = await KeepProcess.start(stack, [], {
+      args: [
+        "--waves",
+        "--metrics-endpoint",
+        `127.0.0.1:${server.grpcPort}`,
+        "--metrics-token-file",
+        tokenFile,
+      ],
+    });
     await new Promise((resolve) => setTimeout(resolve, 1_500));
-    await volume.write(list(ref));
+    await keep.volume.write(list(ref));
     using cri = new CriClient(stack.containerd.socket);
     assert.ok(await waitUntil(async () => (await cri.imageStatus(ref)) !== undefined));
     const summary = async () => {
@@ -323,7 +333,6 @@ testEachContainerd(
     const admitted = keep.lines.filter((l) => /waves|coordinator/i.test(String(l.msg)));
     assert.deepEqual(admitted.filter((l) => l.level === "warn"), [], "waves answered every cycle");
     assert.equal((await keep.terminate()).code, 0);
-    await Deno.remove(dir, { recursive: true });
     await Deno.remove(tokenFile);
   },
 );
