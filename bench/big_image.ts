@@ -28,6 +28,7 @@ import {
   startRegistry,
 } from "../testing/stack/stack.ts";
 import { jsonFetchArgs, runProgram } from "../testing/prefetcher_process.ts";
+import { ctrImagesPull } from "./ctr_pull.ts";
 
 const MiB = 1 << 20;
 const { values } = parseArgs({
@@ -95,28 +96,8 @@ async function ctrPull(
   containerd: Containerd,
   ref: string,
 ): Promise<Omit<Outcome, "seconds" | "bytes">> {
-  const output = await new Deno.Command(binaries.ctr, {
-    args: [
-      "--address",
-      containerd.socket,
-      "-n",
-      "k8s.io",
-      "images",
-      "pull",
-      "--plain-http",
-      // The snapshotter CRI unpacks into in this stack, so both do the same work.
-      "--snapshotter",
-      "native",
-      ref,
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  return {
-    attempts: "-",
-    result: output.success ? "pulled" : `failed: ${new TextDecoder().decode(output.stderr)}`,
-  };
+  const error = await ctrImagesPull(binaries.ctr, containerd.socket, ref);
+  return { attempts: "-", result: error === undefined ? "pulled" : `failed: ${error}` };
 }
 
 const shortAttempts = [

@@ -37,6 +37,7 @@ import {
 } from "../testing/stack/stack.ts";
 import { jsonFetchArgs, spawnProgram } from "../testing/prefetcher_process.ts";
 import { busyFraction, sampleCpu } from "./cpu_load.ts";
+import { ctrImagesPull } from "./ctr_pull.ts";
 import { pushImageSet } from "./image_set.ts";
 import { cpuTimes, findPid } from "./process_cpu.ts";
 import { trackPeakMemory } from "./process_memory.ts";
@@ -108,27 +109,8 @@ async function criSequential(containerd: Containerd): Promise<Partial<Measuremen
 
 async function ctrSequential(containerd: Containerd): Promise<Partial<Measurement>> {
   for (const reference of references) {
-    const output = await new Deno.Command(ctr, {
-      args: [
-        "--address",
-        containerd.socket,
-        "-n",
-        "k8s.io",
-        "images",
-        "pull",
-        "--plain-http",
-        // The snapshotter CRI unpacks into in this stack, so both do the same work.
-        "--snapshotter",
-        "native",
-        reference,
-      ],
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    if (!output.success) {
-      throw new Error(`ctr images pull ${reference}: ${new TextDecoder().decode(output.stderr)}`);
-    }
+    const error = await ctrImagesPull(ctr, containerd.socket, reference);
+    if (error !== undefined) throw new Error(`ctr images pull ${reference}: ${error}`);
   }
   return {};
 }
