@@ -21,6 +21,12 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
+/**
+ * The longest wait one timer takes: `setTimeout` and `AbortSignal.timeout` fire at once (after
+ * about 1 ms) when asked for longer, as browsers do. Longer waits are made of several.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** The real clock: `performance.now()` for durations, `Date.now()` for the time of day, timers. */
 export const systemClock: Clock = {
   now: () => performance.now(),
@@ -31,14 +37,19 @@ export const systemClock: Clock = {
         reject(signal.reason);
         return;
       }
+      let timer: ReturnType<typeof setTimeout>;
       const onAbort = () => {
         clearTimeout(timer);
         reject(signal?.reason);
       };
-      const timer = setTimeout(() => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      }, ms);
+      const wait = (left: number) => {
+        timer = setTimeout(() => {
+          if (left > MAX_TIMER_MS) return wait(left - MAX_TIMER_MS);
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        }, Math.min(left, MAX_TIMER_MS));
+      };
+      wait(ms);
       signal?.addEventListener("abort", onAbort, { once: true });
     });
   },

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { MAX_TIMER_MS } from "../core/clock.ts";
 
 /** An alarm set by {@linkcode setAlarm}. */
 export interface Alarm {
@@ -18,14 +19,21 @@ export interface Alarm {
   cancel(): void;
 }
 
-/** Calls `onTime` once, `ms` milliseconds from now, unless the alarm is cancelled first. */
+/**
+ * Calls `onTime` once, `ms` milliseconds from now, unless the alarm is cancelled first. A wait
+ * longer than {@linkcode MAX_TIMER_MS} (about 24.8 days) is made of several timers.
+ */
 export function setAlarm(ms: number, onTime: () => void): Alarm {
   let live = true;
-  AbortSignal.timeout(Math.max(0, ms)).addEventListener("abort", () => {
-    if (!live) return;
-    live = false;
-    onTime();
-  }, { once: true });
+  const wait = (left: number) => {
+    AbortSignal.timeout(Math.min(Math.max(0, left), MAX_TIMER_MS)).addEventListener("abort", () => {
+      if (!live) return;
+      if (left > MAX_TIMER_MS) return wait(left - MAX_TIMER_MS);
+      live = false;
+      onTime();
+    }, { once: true });
+  };
+  wait(ms);
   return { cancel: () => live = false };
 }
 

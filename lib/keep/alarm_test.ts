@@ -30,3 +30,11 @@ Deno.test("sleepFor ends early when its signal aborts, and at once when it alrea
   await sleepFor(60_000, stop.signal);
   assert.ok(performance.now() - start < 1_000);
 });
+
+Deno.test("an alarm past the longest timer (24.8 days) does not fire at once", async () => {
+  let fired = false;
+  const alarm = setAlarm(30 * 86_400_000, () => fired = true);
+  await sleepFor(200, new AbortController().signal);
+  alarm.cancel();
+  assert.equal(fired, false, "a single timer would have fired after about 1 ms");
+});
