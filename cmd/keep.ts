@@ -83,6 +83,8 @@ export async function main(args: string[]): Promise<never> {
           logger.warn("cannot watch the image list's directory; looking at the file every second", {
             file: settings.imageListFile,
             error,
+            fix: "mount the list's directory (deploy.ts does), or raise the node's " +
+              "fs.inotify.max_user_instances / max_user_watches if it is mounted",
           }),
       }),
     refreshIntervalMs: settings.refreshIntervalMs,
