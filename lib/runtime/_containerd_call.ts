@@ -11,6 +11,33 @@ import { installHttp2GoawayMitigation } from "../core/http2_goaway_mitigation.ts
 // Every module that speaks gRPC installs it before a session can exist (denoland/deno#36788).
 installHttp2GoawayMitigation();
 
+/** A call to one of containerd's services failed; `code` is the gRPC status code. */
+export class ContainerdServiceError extends Error {
+  /** The gRPC status code of the failure. */
+  readonly code: number;
+  /** The method that failed, e.g. `ListStatuses`. */
+  readonly method: string;
+
+  /**
+   * Wraps a failed call of `method` of containerd's `service` on `socket`; `advice` (a sentence)
+   * follows the cause.
+   */
+  constructor(
+    service: string,
+    method: string,
+    socket: string,
+    error: { code: number; details?: string },
+    advice = "",
+  ) {
+    // grpc-js appends an empty "Resolution note:" to connection failures; it says nothing.
+    const details = (error.details ?? "").replace(/\s*Resolution note:\s*$/, "") ||
+      `gRPC status ${error.code}`;
+    super(`containerd ${service} service ${method} on ${socket} failed: ${details}${advice}`);
+    this.code = error.code;
+    this.method = method;
+  }
+}
+
 type Callback = (error: grpc.ServiceError | null, response: unknown) => void;
 
 /** A unary method of a grpc-js client, as the generated client exposes it. */

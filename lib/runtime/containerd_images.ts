@@ -15,7 +15,7 @@
 import * as grpc from "@grpc/grpc-js";
 import imagesProto from "../../proto/containerd_images.proto" with { type: "text" };
 import { loadProto, serviceConstructor } from "../core/proto.ts";
-import { containerdUnary } from "./_containerd_call.ts";
+import { ContainerdServiceError, containerdUnary } from "./_containerd_call.ts";
 import { socketTarget } from "./cri_client.ts";
 import {
   type LabelChange,
@@ -49,17 +49,11 @@ export interface ContainerdImagesOptions {
 }
 
 /** A call to containerd's images service failed; `code` is the gRPC status code. */
-export class ImagesServiceError extends Error {
-  /** The gRPC status code of the failure. */
-  readonly code: number;
-
+export class ImagesServiceError extends ContainerdServiceError {
   /** Wraps a failed call of `method` on `socket`. */
   constructor(method: string, socket: string, error: { code: number; details?: string }) {
-    const details = (error.details ?? "").replace(/\s*Resolution note:\s*$/, "") ||
-      `gRPC status ${error.code}`;
-    super(`containerd images service ${method} on ${socket} failed: ${details}`);
+    super("images", method, socket, error);
     this.name = "ImagesServiceError";
-    this.code = error.code;
   }
 }
 

@@ -19,7 +19,7 @@
 import * as grpc from "@grpc/grpc-js";
 import leasesProto from "../../proto/containerd_leases.proto" with { type: "text" };
 import { loadProto, serviceConstructor } from "../core/proto.ts";
-import { containerdUnary } from "./_containerd_call.ts";
+import { ContainerdServiceError, containerdUnary } from "./_containerd_call.ts";
 import { socketTarget } from "./cri_client.ts";
 
 /** The key prefix of the active snapshot a layer is being applied into. */
@@ -28,17 +28,11 @@ export const EXTRACT_KEY_PREFIX = "extract-";
 export const GC_EXPIRE_LABEL = "containerd.io/gc.expire";
 
 /** A call to containerd's leases service failed; `code` is the gRPC status code. */
-export class LeasesServiceError extends Error {
-  /** The gRPC status code of the failure. */
-  readonly code: number;
-
+export class LeasesServiceError extends ContainerdServiceError {
   /** Wraps a failed call of `method` on `socket`. */
   constructor(method: string, socket: string, error: { code: number; details?: string }) {
-    const details = (error.details ?? "").replace(/\s*Resolution note:\s*$/, "") ||
-      `gRPC status ${error.code}`;
-    super(`containerd leases service ${method} on ${socket} failed: ${details}`);
+    super("leases", method, socket, error);
     this.name = "LeasesServiceError";
-    this.code = error.code;
   }
 }
 

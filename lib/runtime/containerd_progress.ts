@@ -35,7 +35,7 @@ import contentProto from "../../proto/containerd_content.proto" with { type: "te
 import { type ImageReference, parseImageReference } from "../image/reference.ts";
 import { loadProto, serviceConstructor } from "../core/proto.ts";
 import type { ImageProgress, ProgressSource, SampleOptions } from "../pull/progress_source.ts";
-import { containerdUnary, namespaceMetadata } from "./_containerd_call.ts";
+import { ContainerdServiceError, containerdUnary, namespaceMetadata } from "./_containerd_call.ts";
 import {
   committedSnapshots,
   ContainerdLeases,
@@ -75,23 +75,18 @@ export type ProgressProbe =
   | { available: false; reason: string };
 
 /** A call to containerd's content service failed; `code` is the gRPC status code. */
-export class ContentServiceError extends Error {
-  /** The gRPC status code of the failure. */
-  readonly code: number;
-  /** The content service method that failed, e.g. `ListStatuses`. */
-  readonly method: string;
-
+export class ContentServiceError extends ContainerdServiceError {
   /** Wraps a failed call of `method` on `socket`. */
   constructor(method: string, socket: string, error: { code: number; details?: string }) {
-    const details = (error.details ?? "").replace(/\s*Resolution note:\s*$/, "") ||
-      `gRPC status ${error.code}`;
     super(
-      `containerd content service ${method} on ${socket} failed: ${details}. Pull progress is ` +
-        `unknown for this sample; check that the socket is containerd's and that it is healthy.`,
+      "content",
+      method,
+      socket,
+      error,
+      ". Pull progress is unknown for this sample; check that the socket is containerd's and " +
+        "that it is healthy.",
     );
     this.name = "ContentServiceError";
-    this.code = error.code;
-    this.method = method;
   }
 }
 
